@@ -1,0 +1,70 @@
+"""``resemotenet eval``: metrics, confusion matrix and reliability diagram of a model on a split."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_data_args, data_options, parse_data_spec
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model on a dataset split")
+    p.add_argument("model", help="checkpoint (.pt, .safetensors), ONNX file, or 'default'")
+    add_data_args(p, required=True)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"])
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=int, help="evaluate the first N samples only")
+    p.add_argument("--output", "-o", help="folder for metrics.json and plots")
+    p.add_argument("--no-temperature", action="store_true", help="ignore a stored calibration temperature")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ..config import DataConfig
+    from ..data.dataset import build_splits
+    from ..data.readers import get_reader
+    from ..engine.evaluator import evaluate
+    from .backend import open_model
+
+    model, meta = open_model(args.model)
+    name, root = parse_data_spec(args.data)
+    cfg = DataConfig(name=name, root=root, options=data_options(args.data_option),
+                     split_file=args.split_file, limit=args.limit)
+    split = build_splits(get_reader(name)(root, **cfg.options), cfg)[args.split]
+    from ..config import PreprocessSpec
+
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    temperature = 1.0 if args.no_temperature else float(meta.get("temperature", 1.0))
+    m = evaluate(model, split, meta["labels"], spec, temperature=temperature, tta=args.tta,
+                 batch_size=args.batch_size)
+    probs, targets = m.pop("_probs"), m.pop("_targets")
+    m.update(model=str(args.model), data=args.data)
+    print(f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
+          f"macro-F1 {m['macro_f1']:.4f}  NLL {m['nll']:.4f}  ECE {m['ece']:.4f}  (tta={args.tta})")
+    if "note" in m:
+        print(f"note: {m['note']}")
+    for label, r in m["per_class"].items():
+        print(f"  {label:10s} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} n={r['support']}")
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(m, indent=2))
+        _plots(out, m, probs, targets)
+        print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _plots(out, m, probs, targets) -> None:
+    try:
+        from ..plots import confusion_matrix_png, reliability_png
+    except ImportError:
+        return
+    try:
+        confusion_matrix_png(m["confusion"], m["labels"], out / "confusion.png")
+        reliability_png(probs, targets, out / "reliability.png")
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install 'resemotenet[plot]')")

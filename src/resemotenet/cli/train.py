@@ -1,0 +1,98 @@
+"""``resemotenet train`` and ``resemotenet distill``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_data_args, data_options, parse_data_spec
+
+# flag -> config key; every flag is also a keyword of ``resemotenet.train``.
+FLAG_KEYS = {
+    "model": "model.name", "num_classes": "model.num_classes", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "scheduler": "scheduler",
+    "output": "output", "init_from": "init_from", "seed": "seed", "patience": "patience",
+    "limit": "data.limit", "teacher": "teacher", "split_file": "data.split_file",
+    "exclude_file": "data.exclude_file",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    for name, helptext in (("train", "train a model (YAML recipe + flag overrides)"),
+                           ("distill", "train a student from a frozen teacher's soft labels")):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--config", help="YAML recipe, e.g. configs/paper_fer2013.yaml")
+        add_data_args(p)
+        p.add_argument("--model", help="model name from the registry (resemotenet info lists them)")
+        p.add_argument("--num-classes", type=int)
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--batch-size", type=int)
+        p.add_argument("--lr", type=float)
+        p.add_argument("--optimizer", choices=["sgd", "adamw"])
+        p.add_argument("--scheduler", choices=["cosine", "plateau", "onecycle", "constant"])
+        p.add_argument("--output", "-o", help="run folder (config, results.csv, best.pt, last.pt)")
+        p.add_argument("--init-from", help="start from a checkpoint; 'default' = the shipped model")
+        p.add_argument("--freeze-stem", action="store_true", help="train only the residual blocks and head")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
+        p.add_argument("--limit", type=int, help="use at most this many samples per split (smoke tests)")
+        p.add_argument("--exclude-file", help="de-duplication file from 'resemotenet audit'")
+        p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on GPU, bf16 on CPU)")
+        p.add_argument("--resume", action="store_true", help="continue the run in --output exactly")
+        p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any config key, e.g. augment.rotate=10 (repeatable)")
+        if name == "distill":
+            p.add_argument("--teacher", required=True, help="teacher checkpoint (frozen)")
+            p.add_argument("--alpha", type=float, help="weight of the distillation term (0..1)")
+            p.add_argument("--temperature", type=float, help="softmax temperature of the soft labels")
+        else:
+            p.set_defaults(teacher=None, alpha=None, temperature=None)
+        p.set_defaults(func=run)
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    import json
+
+    out = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append(f"{key}={json.dumps(value)}")
+    if args.data:
+        name, path = parse_data_spec(args.data)
+        out += [f"data.name={name}", f"data.root={json.dumps(path)}"]
+        if args.data_option:
+            out.append(f"data.options={json.dumps(data_options(args.data_option))}")
+    for flag, key in (("freeze_stem", "freeze_stem"), ("amp", "amp")):
+        if getattr(args, flag):
+            out.append(f"{key}=true")
+    if args.no_progress:
+        out.append("progress=false")
+    if args.alpha is not None:
+        out.append(f"distill_alpha={args.alpha}")
+    if args.temperature is not None:
+        out.append(f"distill_temperature={args.temperature}")
+    return out + list(args.set)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.trainer import train
+
+    cfg = load_config(args.config, overrides_from_args(args))
+    result = train(cfg, resume=args.resume)
+    _draw_curves(result["run_dir"])
+    return 0
+
+
+def _draw_curves(run_dir: str) -> None:
+    from pathlib import Path
+
+    try:
+        from ..plots import training_curves
+    except ImportError:
+        return
+    try:
+        training_curves(Path(run_dir) / "results.csv", Path(run_dir) / "curves.png")
+    except ImportError:  # matplotlib not installed: the csv is still there
+        pass

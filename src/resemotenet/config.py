@@ -1,0 +1,191 @@
+"""Configuration dataclasses, YAML loading and validation (an unknown key is an error)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .utils.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a face crop becomes a model input. Travels with the weights (checkpoint, ONNX)."""
+
+    size: int = 64
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ConfigError(f"preprocess.channels must be 1 or 3, got {self.channels}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ConfigError("preprocess.mean and std need one value per channel")
+        if self.size < 16:
+            raise ConfigError(f"preprocess.size must be >= 16, got {self.size}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
+        return _build(cls, d, "preprocess")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resemotenet_s"
+    num_classes: int = 7
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """``name`` picks a reader (fer2013, ferplus, rafdb, affectnet, expw, folder)."""
+
+    name: str = "fer2013"
+    root: str = "../shared/data/fer2013/fer2013.csv.gz"
+    options: dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    split_file: str | None = None
+    exclude_file: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = 0.5
+    shift: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    rotate: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    erasing: float = 0.0
+    mixup: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    label_smoothing: float = 0.0
+    balance: str = "none"
+    amp: bool = False
+    channels_last: bool = True
+    patience: int = 0
+    seed: int = 0
+    output: str = "runs/train"
+    init_from: str | None = None
+    freeze_stem: bool = False
+    eval_batch_size: int = 256
+    eval_flip: bool = False
+    teacher: str | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 4.0
+    progress: bool = True
+    max_steps_per_epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        return d
+
+
+CHOICES = {
+    "optimizer": ("sgd", "adamw"),
+    "scheduler": ("cosine", "plateau", "onecycle", "constant"),
+    "balance": ("none", "sampler", "loss"),
+}
+
+
+def _build(cls: type, d: dict[str, Any], where: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    kwargs = {}
+    for k, v in d.items():
+        sub = _nested.get((cls.__name__, k))
+        if sub is not None and isinstance(v, dict):
+            v = sub.from_dict(v) if sub is PreprocessSpec else _build(sub, v, f"{where}.{k}")
+        elif isinstance(v, list) and k in ("mean", "std", "scale"):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+_nested: dict[tuple[str, str], type] = {
+    ("TrainConfig", "model"): ModelConfig,
+    ("TrainConfig", "data"): DataConfig,
+    ("TrainConfig", "preprocess"): PreprocessSpec,
+    ("TrainConfig", "augment"): AugmentConfig,
+}
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    for key, valid in CHOICES.items():
+        if getattr(cfg, key) not in valid:
+            raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(valid)}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise ConfigError("epochs, batch_size and lr must be positive")
+    if cfg.model.num_classes not in (7, 8):
+        raise ConfigError(f"model.num_classes must be 7 or 8, got {cfg.model.num_classes}")
+    return cfg
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    return validate(_build(TrainConfig, d, "config"))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a YAML recipe and apply ``key.sub=value`` overrides (values parsed as YAML)."""
+    import yaml
+
+    d: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            d = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        node = d
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return config_from_dict(d)
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    return dataclasses.replace(cfg, **changes)

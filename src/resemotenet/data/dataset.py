@@ -1,0 +1,241 @@
+"""Splits held in memory as uint8 arrays, the honest train/val/test protocol, and batching.
+
+A reader returns its official splits as ``Split`` objects; ``build_splits`` turns them into
+train / val / test under one rule: the test split never feeds model selection. Where a dataset
+has no official validation split, one is carved from the (un-augmented) training set,
+stratified and seeded, and written to a split file that later runs reuse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..utils.errors import DataError
+from ..utils.io import atomic_write_text, cache_dir
+
+MAX_PIXELS = 40_000_000  # decompression-bomb guard for every image we decode
+
+
+@dataclass
+class Split:
+    """One split of one dataset. Exactly one of ``images`` / ``paths`` is set.
+
+    ``labels`` are canonical indices into ``label_names``; ``soft`` (optional) are per-class
+    vote distributions; ``ids`` are stable names for split files, audits and attribute CSVs.
+    """
+
+    name: str
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+    images: np.ndarray | None = None
+    paths: list[str] | None = None
+    boxes: np.ndarray | None = None
+    soft: np.ndarray | None = None
+    ids: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if not self.ids:
+            self.ids = [str(i) for i in range(len(self.labels))]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray | list[int], name: str | None = None) -> Split:
+        idx = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self, name=name or self.name, labels=self.labels[idx],
+            images=None if self.images is None else self.images[idx],
+            paths=None if self.paths is None else [self.paths[i] for i in idx],
+            boxes=None if self.boxes is None else self.boxes[idx],
+            soft=None if self.soft is None else self.soft[idx],
+            ids=[self.ids[i] for i in idx],
+        )
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(self.label_names))
+
+
+def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
+    """Decode one image as uint8 RGB (H, W, 3), optionally cropped to ``box`` (x0, y0, x1, y1).
+
+    Raises ``DataError`` naming the file for missing, unreadable, truncated or huge images.
+    """
+    import cv2
+
+    p = Path(path)
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror})") from exc
+    if data.size == 0:
+        raise DataError(f"{p}: empty file")
+    _check_pixels(p, data)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{p}: not a readable image (unknown format or truncated)")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if box is not None:
+        x0, y0, x1, y1 = (int(v) for v in box)
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 <= x0 or y1 <= y0:
+            raise DataError(f"{p}: face box {tuple(int(v) for v in box)} lies outside the {w}x{h} image")
+        img = img[y0:y1, x0:x1]
+    return np.ascontiguousarray(img)
+
+
+def _check_pixels(p: Path, data: np.ndarray) -> None:
+    """Refuse decompression bombs before decoding, from the header alone."""
+    from PIL import Image
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            w, h = im.size
+    except Exception:
+        return  # let OpenCV decide (it reports unreadable files)
+    if w * h > MAX_PIXELS:
+        raise DataError(f"{p}: {w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel limit")
+
+
+def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
+    """uint8 images of ``split`` at ``size`` x ``size`` (decoding ``paths`` once, with a cache)."""
+    from .transforms import resize_face
+
+    if split.images is not None:
+        imgs = split.images
+        if imgs.shape[1] == size and imgs.shape[2] == size:
+            return imgs
+        return np.stack([resize_face(im, size) for im in imgs]) if len(imgs) else imgs
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([split.source, split.paths,
+                                     None if split.boxes is None else split.boxes.tolist(),
+                                     size, gray]).encode()).hexdigest()[:20]
+    cached = cache_dir() / f"images-{key}.npy"
+    if cached.is_file():
+        return np.load(cached)
+    out = np.zeros((len(split), size, size) if gray else (len(split), size, size, 3), np.uint8)
+    for i, path in enumerate(split.paths or []):
+        img = read_image(path, None if split.boxes is None else split.boxes[i])
+        if gray:
+            img = (img @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
+        out[i] = resize_face(img, size)
+    np.save(cached, out)
+    return out
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): ``fraction`` of every class held out, seeded."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        k = int(round(len(idx) * fraction))
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def build_splits(official: dict[str, Split], cfg: DataConfig) -> dict[str, Split]:
+    """Official splits -> {'train', 'val', 'test'} under the honest protocol (see module doc)."""
+    splits = dict(official)
+    if "all" in splits:  # no official split at all (ExpW, a plain folder): carve test first
+        every = splits.pop("all")
+        rest, test = _carved(every, cfg, "test")
+        splits["train"], splits["test"] = rest, test
+    if "val" not in splits:
+        splits["train"], splits["val"] = _carved(splits["train"], cfg, "val")
+    if cfg.exclude_file:
+        splits["train"] = _exclude(splits["train"], cfg.exclude_file)
+    for name in ("train", "val", "test"):
+        if name not in splits or len(splits[name]) == 0:
+            raise DataError(f"{cfg.root}: the {name} split is empty")
+    if cfg.limit:
+        splits = {k: v.subset(np.arange(min(cfg.limit, len(v)))) for k, v in splits.items()}
+    return splits
+
+
+def _carved(split: Split, cfg: DataConfig, part: str) -> tuple[Split, Split]:
+    """Hold out a stratified part of ``split``; the choice is saved and reused by later runs."""
+    path = Path(cfg.split_file) if cfg.split_file else cache_dir() / "splits" / (
+        f"{cfg.name}-{_digest(split)}-{part}-{cfg.val_fraction}-seed{cfg.split_seed}.json")
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if part in saved:
+        held_ids = set(saved[part])
+        mask = np.array([i in held_ids for i in split.ids])
+        held, keep = np.flatnonzero(mask), np.flatnonzero(~mask)
+    else:
+        keep, held = stratified_split(split.labels, cfg.val_fraction, cfg.split_seed)
+        saved[part] = [split.ids[i] for i in held]
+        atomic_write_text(path, json.dumps(saved))
+    return split.subset(keep, "train"), split.subset(held, part)
+
+
+def _digest(split: Split) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(split.ids).encode()).hexdigest()[:12]
+
+
+def _exclude(split: Split, exclude_file: str) -> Split:
+    """Drop training rows listed in a de-duplication file (see ``resemotenet audit``)."""
+    p = Path(exclude_file)
+    if not p.is_file():
+        raise DataError(f"{p}: exclude file not found")
+    try:
+        drop = set(map(str, json.loads(p.read_text())["exclude_train"]))
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{p}: not a split file with an 'exclude_train' list") from exc
+    keep = [i for i, sid in enumerate(split.ids) if sid not in drop]
+    return split.subset(keep)
+
+
+class BatchLoader:
+    """Batches of (uint8 images (B, C, H, W), targets) from in-memory tensors.
+
+    Distributed-safe: with ``world`` > 1 each rank takes an interleaved shard of one shared
+    permutation, so every sample is seen exactly once per epoch across ranks (the last,
+    short shard is padded by repeating samples only when ``drop_last`` is off and ranks differ).
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                 shuffle: bool = False, weights: torch.Tensor | None = None, seed: int = 0,
+                 rank: int = 0, world: int = 1, drop_last: bool = False):
+        self.images, self.targets = images, targets
+        self.batch_size, self.shuffle, self.weights = batch_size, shuffle, weights
+        self.seed, self.rank, self.world, self.drop_last = seed, rank, world, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.targets)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, n, replacement=True, generator=g)
+        return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+
+    def indices(self) -> torch.Tensor:
+        return self._order()[self.rank::self.world]
+
+    def __len__(self) -> int:
+        n = len(self.indices())
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self.indices()
+        for b in range(len(self)):
+            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.images[sel], self.targets[sel]

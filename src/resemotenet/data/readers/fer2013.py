@@ -1,0 +1,135 @@
+"""FER2013 (Goodfellow et al. 2013) in its official Kaggle csv form.
+
+Accepted: ``fer2013.csv``, ``fer2013.csv.gz``, the challenge archive ``fer2013.tar.gz`` (which
+holds ``fer2013/fer2013.csv``), or a folder containing one of them. Columns ``emotion, pixels,
+Usage``; ``pixels`` is 2,304 space-separated values (48 x 48). The csv is parsed once into a
+uint8 cache keyed by the file's SHA-256; later loads read the cache.
+Protocol: train = Training, val = PublicTest, test = PrivateTest.
+The popular image-folder layout (``train/<class>/*.jpg``, ``test/<class>/PublicTest_*.jpg``)
+is handled by ``fer2013_folder``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import tarfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ...labels import EMOTIONS7, FER2013_TO_CANON
+from ...utils.errors import DataError
+from ...utils.io import atomic_write, cache_dir, file_sha256
+from ..dataset import Split
+
+USAGES = ("Training", "PublicTest", "PrivateTest")
+PROTOCOL = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+SIDE = 48
+
+
+def find_csv(root: str | Path) -> Path:
+    p = Path(root)
+    if p.is_dir():
+        for name in ("fer2013.csv", "fer2013.csv.gz", "fer2013.tar.gz", "fer2013/fer2013.csv"):
+            if (p / name).is_file():
+                return p / name
+        if (p / "train").is_dir():
+            return p
+        raise DataError(f"{p}: no fer2013.csv, fer2013.csv.gz or fer2013.tar.gz in this folder")
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    return p
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    name = path.name.lower()
+    try:
+        if name.endswith((".tar.gz", ".tgz", ".tar")):
+            tar = tarfile.open(path)
+            member = next((m for m in tar.getmembers() if m.name.endswith("fer2013.csv")), None)
+            if member is None:
+                raise DataError(f"{path}: archive holds no fer2013.csv")
+            return io.TextIOWrapper(tar.extractfile(member), encoding="utf-8", newline="")
+        if name.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")
+    except (tarfile.TarError, OSError) as exc:
+        raise DataError(f"{path}: cannot open ({exc})") from exc
+
+
+def parse_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """Parse the csv into ``pixels`` (N, 48, 48) uint8, ``emotion`` (N,), ``usage`` (N,) codes."""
+    path = Path(path)
+    emotions, usages, pixel_rows = [], [], []
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in ("emotion", "pixels", "Usage") if c not in header]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {missing}; header is {header}")
+            ie, ip, iu = header.index("emotion"), header.index("pixels"), header.index("Usage")
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                try:
+                    emo, pix, use = int(row[ie]), row[ip], row[iu].strip()
+                except (IndexError, ValueError):
+                    raise DataError(f"{path}: line {line}: malformed row") from None
+                if pix.count(" ") != SIDE * SIDE - 1:
+                    raise DataError(f"{path}: line {line}: pixels has {len(pix.split())} values, "
+                                    f"expected {SIDE * SIDE}")
+                if use not in USAGES or emo not in FER2013_TO_CANON:
+                    raise DataError(f"{path}: line {line}: unknown Usage {use!r} or emotion {emo}")
+                emotions.append(FER2013_TO_CANON[emo])
+                usages.append(USAGES.index(use))
+                pixel_rows.append(pix)
+    except (EOFError, OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: truncated or corrupt ({exc})") from exc
+    if not pixel_rows:
+        raise DataError(f"{path}: no rows")
+    with warnings.catch_warnings():  # text-mode fromstring is the fastest parser numpy has
+        warnings.simplefilter("ignore", DeprecationWarning)
+        flat = np.fromstring(" ".join(pixel_rows), dtype=np.int16, sep=" ")
+    if flat.size != len(pixel_rows) * SIDE * SIDE:
+        raise DataError(f"{path}: pixels hold non-numeric values")
+    if flat.min() < 0 or flat.max() > 255:
+        raise DataError(f"{path}: pixel values outside 0..255")
+    return {
+        "pixels": flat.astype(np.uint8).reshape(-1, SIDE, SIDE),
+        "emotion": np.array(emotions, np.int64),
+        "usage": np.array(usages, np.int8),
+    }
+
+
+def load_arrays(path: str | Path, use_cache: bool = True) -> dict[str, np.ndarray]:
+    """``parse_csv`` with a cache keyed by the file's SHA-256 (first parse ~10 s, then < 1 s)."""
+    path = Path(path)
+    if not use_cache:
+        return parse_csv(path)
+    cached = cache_dir() / f"fer2013-{file_sha256(path)[:16]}.npz"
+    if cached.is_file():
+        with np.load(cached) as z:
+            return {k: z[k] for k in z.files}
+    arrays = parse_csv(path)
+    atomic_write(cached, lambda p: np.savez(open(p, "wb"), **arrays))
+    return arrays
+
+
+def read(root: str | Path, use_cache: bool = True) -> dict[str, Split]:
+    path = find_csv(root)
+    if path.is_dir():
+        from .fer2013_folder import read as read_folder
+
+        return read_folder(path)
+    a = load_arrays(path, use_cache)
+    out = {}
+    for code, usage in enumerate(USAGES):
+        idx = np.flatnonzero(a["usage"] == code)
+        out[PROTOCOL[usage]] = Split(
+            name=PROTOCOL[usage], labels=a["emotion"][idx], label_names=EMOTIONS7,
+            images=a["pixels"][idx], ids=[f"row{i}" for i in idx], source=str(path))
+    return out

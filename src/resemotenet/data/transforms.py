@@ -1,0 +1,148 @@
+"""The ONLY place preprocessing is defined: resizing, channels, normalisation, augmentation.
+
+Images travel as uint8: (N, H, W) grayscale or (N, H, W, 3) RGB numpy arrays, or uint8 tensors
+(N, C, H, W). Training augments whole batches on tensors (one ``grid_sample`` does resize,
+shift, scale and rotation), which is far cheaper on a CPU than per-sample pipelines.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..config import AugmentConfig, PreprocessSpec
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+def resize_face(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize one uint8 face crop (H, W) or (H, W, 3) to ``size`` x ``size`` (area when shrinking)."""
+    import cv2
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def to_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> uint8 tensor (N, C, H, W) (no copy when possible)."""
+    t = torch.as_tensor(images)
+    if t.dim() == 3:
+        return t.unsqueeze(1)
+    if t.dim() == 4 and t.shape[-1] in (1, 3):
+        return t.permute(0, 3, 1, 2)
+    raise ValueError(f"expected images shaped (N,H,W) or (N,H,W,3), got {tuple(t.shape)}")
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Float (N, C, H, W): grayscale copied to 3 channels, or RGB reduced to luminance."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    return (x * _LUMA.to(x.dtype)).sum(1, keepdim=True)
+
+
+def normalize(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def preprocess_batch(images: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 batch (any layout accepted by ``to_nchw``) -> normalised float (N, C, size, size)."""
+    x = images if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[1] in (1, 3) \
+        else to_nchw(images)
+    x = match_channels(x.float().div_(255.0), spec.channels)
+    if x.shape[-2:] != (spec.size, spec.size):
+        x = F.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False,
+                          antialias=x.shape[-1] > spec.size)
+    return normalize(x, spec).contiguous()
+
+
+def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig,
+                  gen: torch.Generator) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> augmented, normalised float (N, channels, size, size).
+
+    Flip, shift, scale and rotation are one affine warp (which also resizes to ``spec.size``);
+    then brightness / contrast jitter and random erasing.
+    """
+    n = x.shape[0]
+    x = match_channels(x.float().div_(255.0), spec.channels)
+    theta = _affine(n, aug, gen)
+    grid = F.affine_grid(theta, [n, x.shape[1], spec.size, spec.size], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if aug.brightness > 0 or aug.contrast > 0:
+        b = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * aug.brightness
+        c = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * aug.contrast
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * c + mean * b).clamp_(0, 1)
+    x = normalize(x, spec)
+    if aug.erasing > 0:
+        x = _erase(x, aug.erasing, gen)
+    return x.contiguous()
+
+
+def _affine(n: int, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """(N, 2, 3) sampling matrices in normalised coordinates."""
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    flip = torch.where(torch.rand(n, generator=gen) < aug.hflip, -1.0, 1.0)
+    scale = uniform(*aug.scale)
+    angle = uniform(-aug.rotate, aug.rotate) * (math.pi / 180)
+    tx, ty = uniform(-aug.shift, aug.shift) * 2, uniform(-aug.shift, aug.shift) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([
+        torch.stack([cos * flip, -sin, tx], 1),
+        torch.stack([sin * flip, cos, ty], 1),
+    ], 1)
+    return theta
+
+
+def _erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2020): one rectangle of 2-25 % of the area, filled with noise."""
+    n, _, h, w = x.shape
+    area = (0.02 + 0.23 * torch.rand(n, generator=gen)) * h * w
+    ratio = torch.exp((torch.rand(n, generator=gen) * 2 - 1) * math.log(3.0))
+    eh = (area * ratio).sqrt().clamp(1, h).long()
+    ew = (area / ratio).sqrt().clamp(1, w).long()
+    y0 = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
+    x0 = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
+    ys = torch.arange(h).view(1, h, 1)
+    xs = torch.arange(w).view(1, 1, w)
+    mask = (ys >= y0.view(-1, 1, 1)) & (ys < (y0 + eh).view(-1, 1, 1)) \
+        & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + ew).view(-1, 1, 1))
+    mask &= (torch.rand(n, generator=gen) < p).view(-1, 1, 1)
+    noise = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    return torch.where(mask.unsqueeze(1), noise, x)
+
+
+def ten_crop(x: torch.Tensor, frac: float = 0.875) -> torch.Tensor:
+    """Normalised (N, C, S, S) -> (10, N, C, S, S): 4 corners + centre, and their mirrors,
+    each crop of ``frac`` of the side resized back to S (test-time augmentation)."""
+    s = x.shape[-1]
+    c = max(1, int(round(s * frac)))
+    o = s - c
+    crops = [x[..., :c, :c], x[..., :c, o:], x[..., o:, :c], x[..., o:, o:],
+             x[..., o // 2:o // 2 + c, o // 2:o // 2 + c]]
+    crops = [F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False) for t in crops]
+    crops += [t.flip(-1) for t in crops]
+    return torch.stack(crops)
+
+
+def respec(x: torch.Tensor, src: PreprocessSpec, dst: PreprocessSpec) -> torch.Tensor:
+    """Re-express a batch normalised for ``src`` as the input ``dst`` expects (used to feed a
+    distillation teacher the student's augmented batch)."""
+    if src == dst:
+        return x
+    mean = torch.tensor(src.mean, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(src.std, dtype=x.dtype).view(1, -1, 1, 1)
+    raw = match_channels(x * std + mean, dst.channels)
+    if raw.shape[-1] != dst.size:
+        raw = F.interpolate(raw, size=(dst.size, dst.size), mode="bilinear", align_corners=False)
+    return normalize(raw, dst)

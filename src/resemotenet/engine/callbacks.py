@@ -1,0 +1,84 @@
+"""What happens at the end of an epoch: logging to results.csv, checkpoints, early stopping,
+and a progress line. Only rank 0 runs the ones that write."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..utils.io import atomic_write_text
+
+
+class CSVLogger:
+    """One row per epoch in ``results.csv`` (rewritten atomically, so a stop never truncates it)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if path.is_file():
+            self.rows = list(csv.DictReader(path.open()))
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.rows = [r for r in self.rows if int(r["epoch"]) < int(row["epoch"])] + [row]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(row))
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: r.get(k, "") for k in row})
+        atomic_write_text(self.path, buf.getvalue())
+
+
+class EarlyStopping:
+    """Stop when the validation metric has not improved for ``patience`` epochs (0 = never)."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = float("-inf")
+        self.bad_epochs = 0
+
+    def update(self, value: float) -> bool:
+        """Record ``value``; return True when it is a new best."""
+        if value > self.best:
+            self.best, self.bad_epochs = value, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, float]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, d: dict[str, float]) -> None:
+        self.best, self.bad_epochs = float(d["best"]), int(d["bad_epochs"])
+
+
+class Progress:
+    """A one-line progress bar with throughput and ETA on stderr (about once a second)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True):
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self.start = self.last = time.perf_counter()
+        self.items = 0
+
+    def update(self, step: int, items: int, **info: float) -> None:
+        self.items += items
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 1.0 and step < self.total):
+            return
+        self.last = now
+        rate = self.items / max(now - self.start, 1e-9)
+        eta = (self.total - step) * (now - self.start) / max(step, 1)
+        extra = " ".join(f"{k} {v:.4f}" for k, v in info.items())
+        bar = "#" * int(20 * step / max(self.total, 1))
+        sys.stderr.write(f"\r{self.desc} [{bar:<20}] {step}/{self.total} {rate:,.0f} img/s "
+                         f"ETA {eta:4.0f}s {extra}   ")
+        if step >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -1,0 +1,94 @@
+"""Evaluation: probabilities from any model (torch module or a backend callable), metrics,
+test-time augmentation, and evaluation over the labels two label sets share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import PreprocessSpec
+from ..data.dataset import Split, materialize
+from ..data.transforms import preprocess_batch, ten_crop
+from ..labels import shared_labels
+from ..metrics import classification_metrics
+from ..utils.errors import DataError
+
+TTA = ("none", "flip", "tencrop")
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _forward_fn(model: nn.Module | Forward, device: torch.device | None, amp: bool = False) -> Forward:
+    if not isinstance(model, nn.Module):
+        return model
+    model.eval()
+    dev = device or next(model.parameters()).device
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            return model(x.to(dev)).float().cpu()
+
+    return run
+
+
+def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor, spec: PreprocessSpec,
+                  temperature: float = 1.0, batch_size: int = 256, tta: str = "none",
+                  device: torch.device | None = None, amp: bool = False) -> np.ndarray:
+    """Class probabilities (N, C) for uint8 images; TTA averages the probabilities of the views."""
+    if tta not in TTA:
+        raise DataError(f"unknown test-time augmentation {tta!r}; valid: {', '.join(TTA)}")
+    forward = _forward_fn(model, device, amp)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = preprocess_batch(images[i:i + batch_size], spec)
+        views = {"none": x.unsqueeze(0), "flip": torch.stack([x, x.flip(-1)]), "tencrop": None}[tta]
+        if views is None:
+            views = ten_crop(x)
+        logits = forward(views.flatten(0, 1)).view(views.shape[0], x.shape[0], -1)
+        out.append(torch.softmax(logits / temperature, -1).mean(0).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def restrict(probs: np.ndarray, y: np.ndarray, model_labels: tuple[str, ...],
+             data_labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Keep the labels both sets share: samples of other classes are dropped and the model's
+    probabilities are renormalised over the shared classes."""
+    shared = shared_labels(tuple(data_labels), tuple(model_labels))
+    if not shared:
+        raise DataError(f"model labels {list(model_labels)} and data labels {list(data_labels)} share nothing")
+    cols = [list(model_labels).index(n) for n in shared]
+    data_to_shared = {list(data_labels).index(n): j for j, n in enumerate(shared)}
+    keep = np.array([int(v) in data_to_shared for v in y], bool)
+    p = probs[keep][:, cols]
+    p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+    return p, np.array([data_to_shared[int(v)] for v in y[keep]], np.int64), shared
+
+
+def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, ...] | list[str],
+             spec: PreprocessSpec, temperature: float = 1.0, tta: str = "none",
+             batch_size: int = 256, device: torch.device | None = None,
+             amp: bool = False) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split``; label sets that differ are compared on shared labels."""
+    images = materialize(split, spec.size)
+    probs = predict_probs(model, images, spec, temperature, batch_size, tta, device, amp)
+    model_labels, data_labels = tuple(model_labels), tuple(split.label_names)
+    y = split.labels
+    note = None
+    if model_labels != data_labels:
+        probs, y, shared = restrict(probs, y, model_labels, data_labels)
+        note = (f"labels differ: model {list(model_labels)} vs data {list(data_labels)}; "
+                f"evaluated on the {len(shared)} shared labels ({len(y)} of {len(split)} samples)")
+        labels = shared
+    else:
+        labels = model_labels
+    m = classification_metrics(probs, y, labels)
+    m.update({"split": split.name, "tta": tta, "temperature": temperature})
+    if note:
+        m["note"] = note
+    m["_probs"] = probs
+    m["_targets"] = y
+    return m

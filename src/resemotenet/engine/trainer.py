@@ -1,0 +1,276 @@
+"""The generic training loop: data in memory, an objective from ``tasks``, callbacks for the rest.
+
+A run folder describes itself: ``config.yaml`` (resolved), ``results.csv`` (one row per epoch),
+``best.pt`` (chosen on validation) and ``last.pt`` (for ``--resume``), ``test_metrics.json``
+(measured once, from ``best.pt``, after training); the CLI draws ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data.dataset import BatchLoader, Split, build_splits, materialize
+from ..data.readers import get_reader
+from ..data.transforms import augment_batch, to_nchw
+from ..labels import label_names
+from ..models import create_model
+from ..models.checkpoint import load_checkpoint, make_meta, model_from_state, save_model
+from ..utils.errors import CheckpointError, ConfigError
+from ..utils.io import atomic_write_text
+from . import distributed as D
+from .callbacks import CSVLogger, EarlyStopping, Progress
+from .evaluator import evaluate
+from .tasks import ClassificationTask, DistillationTask
+
+STEM = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "se")
+
+
+def load_data(cfg: TrainConfig) -> dict[str, Split]:
+    official = get_reader(cfg.data.name)(cfg.data.root, **cfg.data.options)
+    splits = build_splits(official, cfg.data)
+    wanted = label_names(cfg.model.num_classes)
+    for s in splits.values():
+        if tuple(s.label_names) != wanted:
+            raise ConfigError(f"dataset labels {list(s.label_names)} do not match model.num_classes="
+                              f"{cfg.model.num_classes} ({list(wanted)})")
+    return splits
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    model = create_model(cfg.model.name, num_classes=cfg.model.num_classes,
+                         in_chans=cfg.preprocess.channels, **cfg.model.kwargs)
+    if cfg.init_from:
+        _init_from(model, cfg)
+    if cfg.freeze_stem:
+        for name, p in model.named_parameters():
+            if name.split(".")[0] in STEM:
+                p.requires_grad_(False)
+    return model
+
+
+def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
+    """Start from another checkpoint (``default`` = the shipped model); a head of another size
+    is left freshly initialised."""
+    from ..models.checkpoint import DEFAULT_WEIGHTS
+
+    path = DEFAULT_WEIGHTS if cfg.init_from == "default" else cfg.init_from
+    state, meta, _ = load_checkpoint(path)
+    if meta["model"] != cfg.model.name:
+        raise CheckpointError(f"{path}: holds {meta['model']!r}, config asks for {cfg.model.name!r}")
+    own = model.state_dict()
+    fits = {k: v.float() if v.is_floating_point() else v for k, v in state.items()
+            if k in own and own[k].shape == v.shape}
+    missing = set(own) - set(fits)
+    if any(not k.startswith("fc4.") for k in missing):
+        raise CheckpointError(f"{path}: weights do not fit {cfg.model.name!r} "
+                              f"(e.g. {sorted(missing)[:3]}); check preprocess.channels")
+    model.load_state_dict(fits, strict=False)
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
+    """Per-step learning rate for the step-wise schedules (linear warm-up, then the decay)."""
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.scheduler in ("constant", "plateau"):
+        return cfg.lr
+    t = (step - warm) / max(1, total - warm)
+    if cfg.scheduler == "onecycle":  # linear decay after the warm-up peak
+        return cfg.min_lr + (cfg.lr - cfg.min_lr) * max(0.0, 1 - t)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+class Trainer:
+    """Runs ``cfg`` to completion; ``resume=True`` continues a run folder exactly."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg, self.resume = cfg, resume
+        self.rank, self.world, self.device = D.setup()
+        self.out = Path(cfg.output)
+        self.main = D.is_main()
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        D.seed_everything(cfg.seed)
+        self.splits = load_data(cfg)
+        train = self.splits["train"]
+        imgs = materialize(train, cfg.preprocess.size, gray=cfg.preprocess.channels == 1)
+        self.train_images = to_nchw(imgs).contiguous()
+        targets = torch.as_tensor(train.soft if train.soft is not None else train.labels)
+        counts = torch.as_tensor(train.counts(), dtype=torch.float).clamp_min(1)
+        weights = (1.0 / counts)[torch.as_tensor(train.labels)] if cfg.balance == "sampler" else None
+        self.loader = BatchLoader(self.train_images, targets, cfg.batch_size, shuffle=True, weights=weights,
+                                  seed=cfg.seed, rank=self.rank, world=self.world, drop_last=True)
+        if len(self.loader) == 0:
+            raise ConfigError(f"batch_size {cfg.batch_size} x {self.world} process(es) exceeds the "
+                              f"{len(train)} training samples")
+        self.model = build_model(cfg).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.model)
+        self.opt = make_optimizer(cfg, self.model)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        cw = (counts.sum() / (len(counts) * counts)) if cfg.balance == "loss" else None
+        self.task = self._task(cw)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
+        self.stopper = EarlyStopping(cfg.patience)
+        self.start_epoch, self.step = 0, 0
+        self.meta = make_meta(cfg.model.name, {"num_classes": cfg.model.num_classes,
+                                               "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
+                              cfg.preprocess, label_names(cfg.model.num_classes),
+                              dataset=cfg.data.name)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+
+    def _task(self, class_weights: torch.Tensor | None) -> ClassificationTask:
+        cfg = self.cfg
+        kw = {"label_smoothing": cfg.label_smoothing, "class_weights": class_weights, "mixup": cfg.augment.mixup}
+        if not cfg.teacher:
+            return ClassificationTask(**kw)
+        from ..models.checkpoint import preprocess_of
+
+        state, meta, _ = load_checkpoint(cfg.teacher)
+        teacher = model_from_state(state, meta, cfg.teacher).to(self.device)
+        return DistillationTask(teacher, cfg.preprocess, preprocess_of(teacher),
+                                cfg.distill_alpha, cfg.distill_temperature, **kw)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def _save(self, name: str, epoch: int) -> None:
+        extra = {
+            "optimizer": self.opt.state_dict(), "plateau": self.plateau.state_dict(),
+            "epoch": epoch, "step": self.step, "stopper": self.stopper.state_dict(),
+            "gen_state": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+        save_model(self.out / name, self.model, self.meta, extra=extra)
+
+    def _load_last(self) -> None:
+        state, _, extra = load_checkpoint(self.out / "last.pt")
+        self.model.load_state_dict(state)
+        self.opt.load_state_dict(extra["optimizer"])
+        self.plateau.load_state_dict(extra["plateau"])
+        self.stopper.load_state_dict(extra["stopper"])
+        self.gen.set_state(extra["gen_state"])
+        torch.set_rng_state(extra["torch_rng"])
+        self.start_epoch, self.step = int(extra["epoch"]) + 1, int(extra["step"])
+
+    # ---- loop -------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        self._setup()
+        cfg = self.cfg
+        if self.resume and (self.out / "last.pt").is_file():
+            self._load_last()
+        elif self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        logger = CSVLogger(self.out / "results.csv") if self.main else None
+        steps = min(len(self.loader), cfg.max_steps_per_epoch or len(self.loader))
+        total = steps * cfg.epochs
+        for epoch in range(self.start_epoch, cfg.epochs):
+            if self.stopper.should_stop:
+                break
+            t0 = time.perf_counter()
+            train_loss, train_acc = self._train_epoch(epoch, steps, total)
+            row = {"epoch": epoch, "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss,
+                   "train_acc": train_acc, "epoch_time_s": time.perf_counter() - t0}
+            stop = False
+            if self.main:
+                val = evaluate(self.model, self.splits["val"], self.meta["labels"], cfg.preprocess,
+                               batch_size=cfg.eval_batch_size, tta="flip" if cfg.eval_flip else "none",
+                               device=self.device)
+                row.update(val_loss=val["nll"], val_acc=val["accuracy"], val_macro_f1=val["macro_f1"])
+                improved = self.stopper.update(val["accuracy"])
+                if cfg.scheduler == "plateau":
+                    self.plateau.step(val["accuracy"])
+                row["best_val_acc"] = self.stopper.best
+                self._save("last.pt", epoch)
+                if improved:
+                    self._save("best.pt", epoch)
+                logger.log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+                print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
+                      f"val_acc {val['accuracy']:.4f} val_loss {val['nll']:.4f} "
+                      f"({row['epoch_time_s']:.0f}s){' *' if improved else ''}", flush=True)
+                stop = self.stopper.should_stop
+            if D.broadcast_object(stop):
+                break
+        return self._finish()
+
+    def _train_epoch(self, epoch: int, steps: int, total: int) -> tuple[float, float]:
+        cfg, spec = self.cfg, self.cfg.preprocess
+        self.net.train()
+        self.loader.set_epoch(epoch)
+        bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and self.main)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for i, (xb, yb) in enumerate(self.loader):
+            if i >= steps:
+                break
+            if cfg.scheduler != "plateau" or self.step < cfg.warmup_epochs * steps:
+                for g in self.opt.param_groups:
+                    g["lr"] = lr_at(cfg, self.step, total, steps)
+            x = augment_batch(xb, spec, cfg.augment, self.gen)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = x.to(self.device, non_blocking=True), yb.to(self.device)
+            amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=cfg.amp):
+                loss, logits = self.task.loss(self.net, x, y, self.gen)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.step += 1
+            hard = y if y.dim() == 1 else y.argmax(1)
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == hard).sum())
+            seen += len(y)
+            bar.update(i + 1, len(y) * self.world, loss=loss_sum / seen)
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _finish(self) -> dict[str, Any]:
+        """Test once, with the checkpoint chosen on validation; draw the curves."""
+        result: dict[str, Any] = {"run_dir": str(self.out)}
+        if self.main:
+            state, meta, extra = load_checkpoint(self.out / "best.pt")
+            best = model_from_state(state, meta).to(self.device)
+            test = evaluate(best, self.splits["test"], meta["labels"], self.cfg.preprocess,
+                            batch_size=self.cfg.eval_batch_size, device=self.device)
+            test = {k: v for k, v in test.items() if not k.startswith("_")}
+            test["best_epoch"] = int(extra["epoch"])
+            atomic_write_text(self.out / "test_metrics.json", json.dumps(test, indent=2))
+            result["test"] = test
+            print(f"best epoch {test['best_epoch'] + 1}: val_acc {self.stopper.best:.4f}; "
+                  f"test ({self.splits['test'].name}) acc {test['accuracy']:.4f} "
+                  f"macro-F1 {test['macro_f1']:.4f}", flush=True)
+        D.barrier()
+        D.cleanup()
+        return result
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg``; returns the run folder and the test metrics of the best checkpoint."""
+    return Trainer(cfg, resume).fit()
+

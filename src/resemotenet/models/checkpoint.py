@@ -1,0 +1,141 @@
+"""Self-describing checkpoints: weights plus model name, config, preprocessing and labels.
+
+Two containers:
+- ``.safetensors``: weights only (no code can run on load) with our metadata as JSON.
+- ``.pt``: a plain dict of tensors and primitives (training state included), always loaded with
+  ``torch.load(weights_only=True)``: never unpickles arbitrary objects.
+The official ResEmoteNet release (a bare state_dict, or ``{"model_state_dict": ...}``) is
+recognised by its keys, loaded with ``strict=True`` and its class order remapped to ours.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import PreprocessSpec
+from ..labels import EMOTIONS7, OFFICIAL_RESEMOTENET_ORDER, remap_indices
+from ..utils.errors import CheckpointError, ConfigError
+from ..utils.io import atomic_write
+from .registry import create_model
+
+FORMAT = "resemotenet/1"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
+# The paper's preprocessing: 64x64 grayscale copied to 3 channels, ImageNet statistics.
+PAPER_PREPROCESS = PreprocessSpec()
+
+
+def make_meta(model_name: str, model_kwargs: dict[str, Any], preprocess: PreprocessSpec,
+              labels: tuple[str, ...] | list[str], temperature: float = 1.0, **extra: Any) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "format": FORMAT, "model": model_name, "model_kwargs": dict(model_kwargs),
+        "preprocess": preprocess.to_dict(), "labels": list(labels), "temperature": float(temperature),
+        "package_version": __version__, **extra,
+    }
+
+
+def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any], half: bool = False,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` with ``meta`` atomically; ``.safetensors`` or ``.pt`` by extension."""
+    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        return atomic_write(path, lambda p: save_file(state, str(p), metadata={"resemotenet": json.dumps(meta)}))
+    payload = {"resemotenet": json.dumps(meta), "model": state, **(extra or {})}
+    return atomic_write(path, lambda p: torch.save(payload, p))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Return ``(state_dict, meta, extra)``; ``extra`` holds training state of ``.pt`` files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip files, foreign objects
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({msg[:200]})") from exc
+    if isinstance(obj, dict) and "resemotenet" in obj:
+        extra = {k: v for k, v in obj.items() if k not in ("resemotenet", "model")}
+        return obj["model"], json.loads(obj["resemotenet"]), extra
+    return _official(path, obj), _official_meta(), {}
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta_raw = (f.metadata() or {}).get("resemotenet")
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if meta_raw is None:
+        return _official(path, state), _official_meta(), {}
+    return state, json.loads(meta_raw), {}
+
+
+def _official(path: Path, obj: Any) -> dict[str, torch.Tensor]:
+    """Accept the official release layout and reorder its class rows to ours."""
+    if isinstance(obj, dict) and "model_state_dict" in obj:
+        obj = obj["model_state_dict"]
+    if not isinstance(obj, dict) or "fc4.weight" not in obj or "se.fc.0.weight" not in obj:
+        raise CheckpointError(f"{path}: not a ResEmoteNet checkpoint (no resemotenet metadata, "
+                              "and not the official state_dict layout)")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    order = remap_indices(OFFICIAL_RESEMOTENET_ORDER, EMOTIONS7)
+    for key in ("fc4.weight", "fc4.bias"):
+        state[key] = state[key][order]
+    return state
+
+
+def _official_meta() -> dict[str, Any]:
+    return make_meta("resemotenet", {"num_classes": 7}, PAPER_PREPROCESS, EMOTIONS7, source="official")
+
+
+def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "checkpoint") -> nn.Module:
+    try:
+        model = create_model(meta["model"], **meta.get("model_kwargs", {}))
+    except (KeyError, ConfigError) as exc:
+        raise CheckpointError(f"{where}: cannot build its model ({exc})") from exc
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{where}: weights do not fit model {meta['model']!r} ({first[:200]})") from exc
+    model.pretrained_cfg = meta  # type: ignore[attr-defined]
+    return model
+
+
+def load_model(path: str | Path | None = None) -> nn.Module:
+    """Load a model ready for inference (eval mode). No argument: the shipped default model.
+
+    ``model.pretrained_cfg`` holds the metadata: labels, preprocessing, temperature.
+    """
+    if path is None or str(path) == "default":
+        if not DEFAULT_WEIGHTS.is_file():
+            raise CheckpointError(f"{DEFAULT_WEIGHTS}: the default weights are not installed")
+        path = DEFAULT_WEIGHTS
+    state, meta, _ = load_checkpoint(path)
+    return model_from_state(state, meta, str(path)).eval()
+
+
+def preprocess_of(model: nn.Module) -> PreprocessSpec:
+    return PreprocessSpec.from_dict(model.pretrained_cfg["preprocess"])  # type: ignore[attr-defined]

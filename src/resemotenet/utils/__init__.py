@@ -1,0 +1,1 @@
+"""Foundations shared by every layer: typed errors, atomic file writes, hashing."""

@@ -1,0 +1,64 @@
+"""Atomic writes and file hashing: a crash or a full disk never leaves a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import ResEmoteNetError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    On any error (including ``OSError: No space left on device``) the temporary file is
+    removed and the destination is left as it was.
+    """
+    dst = Path(path)
+    if dst.exists() and not force:
+        raise ResEmoteNetError(f"{dst}: already exists (use --force to overwrite)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dst)
+    except BaseException as exc:
+        tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            raise ResEmoteNetError(f"{dst}: could not write ({exc.strerror or exc}); nothing was changed") from exc
+        raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: bool = True) -> Path:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
+    with atomic_path(path, force=force) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where parsed datasets and split files are cached (``RESEMOTENET_CACHE`` overrides)."""
+    root = os.environ.get("RESEMOTENET_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "resemotenet")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

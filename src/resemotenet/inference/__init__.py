@@ -1,0 +1,1 @@
+"""Inference: backends (torch, onnxruntime), face detectors, frame sources, the Predictor."""

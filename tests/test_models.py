@@ -1,0 +1,88 @@
+"""Models over the registry: shapes, parameter counts, official key names, golden outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resemotenet.models import ResEmoteNet, create_model, list_models, model_defaults
+from resemotenet.utils.errors import ConfigError
+
+OFFICIAL_KEYS = (
+    ["conv1.weight", "conv1.bias", "conv2.weight", "conv3.weight", "bn1.weight", "bn2.running_mean",
+     "bn3.running_var", "se.fc.0.weight", "se.fc.2.weight", "fc1.weight", "fc2.bias", "fc3.weight",
+     "fc4.weight", "fc4.bias"]
+    + [f"res_block{i}.{p}" for i in (1, 2, 3) for p in (
+        "conv1.weight", "conv1.bias", "bn1.weight", "conv2.weight", "conv2.bias", "bn2.weight",
+        "shortcut.0.weight", "shortcut.0.bias", "shortcut.1.weight", "shortcut.1.running_mean")]
+)
+
+
+def n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_full_model_parameter_count_is_the_papers():
+    assert n_params(create_model("resemotenet")) == 80_238_599
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("resemotenet_s", 5_022_215),
+    ("resemotenet_m", 20_069_383),
+])
+def test_width_variants_parameter_counts(name, expected):
+    assert n_params(create_model(name)) == expected
+
+
+def test_official_key_names_present_and_complete():
+    keys = set(create_model("resemotenet").state_dict())
+    missing = [k for k in OFFICIAL_KEYS if k not in keys]
+    assert not missing
+    # nothing beyond the official names: every key starts with an official module name
+    prefixes = {"conv1", "conv2", "conv3", "bn1", "bn2", "bn3", "se", "res_block1", "res_block2",
+                "res_block3", "fc1", "fc2", "fc3", "fc4"}
+    assert {k.split(".")[0] for k in keys} == prefixes
+    assert create_model("resemotenet").se.fc[0].weight.shape == (16, 256)
+    assert create_model("resemotenet").se.fc[0].bias is None
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("size,chans", [(64, 3), (48, 1)])
+def test_every_model_forward_shape(name, size, chans):
+    with torch.no_grad():
+        m = create_model(name, num_classes=8, in_chans=chans, width=0.125).eval()
+        assert m(torch.randn(2, chans, size, size)).shape == (2, 8)
+
+
+def test_ablations_remove_exactly_their_part():
+    full = create_model("resemotenet_s")
+    nose = create_model("resemotenet_s_nose")
+    nores = create_model("resemotenet_s_nores")
+    plain = create_model("resemotenet_s_plain")
+    assert isinstance(nose.se, torch.nn.Identity) and not isinstance(full.se, torch.nn.Identity)
+    assert nores.res_block1.shortcut is None and full.res_block1.shortcut is not None
+    assert plain.res_block2.shortcut is None and isinstance(plain.se, torch.nn.Identity)
+    se_params = sum(p.numel() for p in full.se.parameters())
+    assert n_params(full) - n_params(nose) == se_params
+    assert model_defaults("resemotenet_s_plain") == {"width": 0.25, "se": False, "residual": False}
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ConfigError, match="valid models: .*resemotenet_s"):
+        create_model("resnet50")
+
+
+def test_golden_output_fixed_seed():
+    """A fixed seed gives a fixed output: pins initialisation order and the forward graph."""
+    torch.manual_seed(0)
+    m = ResEmoteNet(width=0.125).eval()
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = m(x)
+    torch.manual_seed(0)
+    m2 = ResEmoteNet(width=0.125).eval()
+    assert torch.equal(out, m2(x).detach())
+    # forward_features / forward_head compose to forward
+    assert torch.allclose(m.forward_head(m.forward_features(x)), out)
+    assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (1, 32)

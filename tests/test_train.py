@@ -1,0 +1,138 @@
+"""The trainer: a one-epoch fit on a fixture, exact resume, run folder contents, config errors,
+and two-process training with torchrun semantics (gloo)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from resemotenet.cli import main
+from resemotenet.config import load_config
+from resemotenet.engine.trainer import Trainer, lr_at, train
+from resemotenet.models.checkpoint import load_checkpoint
+from resemotenet.utils.errors import ConfigError
+
+TINY = ["model.kwargs={width: 0.125}", "preprocess.size=48", "preprocess.channels=1",
+        "preprocess.mean=[0.5]", "preprocess.std=[0.25]", "batch_size=16", "progress=false",
+        "augment.shift=0.1", "augment.rotate=5", "augment.erasing=0.25"]
+
+
+def tiny_cfg(csv_path: Path, out: Path, *extra: str):
+    return load_config(None, [f"data.root={csv_path}", f"output={out}", "epochs=2", *TINY, *extra])
+
+
+def test_one_epoch_fit_writes_a_self_describing_run(fer2013_csv, tmp_path):
+    result = train(tiny_cfg(fer2013_csv, tmp_path / "run", "epochs=1"))
+    run = tmp_path / "run"
+    assert {"config.yaml", "results.csv", "best.pt", "last.pt", "test_metrics.json"} <= {p.name for p in run.iterdir()}
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert len(rows) == 1 and 0 <= float(rows[0]["val_acc"]) <= 1
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["n"] == 35 and test == {**test, **result["test"]}
+    _, meta, extra = load_checkpoint(run / "best.pt")
+    assert meta["preprocess"]["size"] == 48 and meta["labels"][0] == "angry"
+    assert extra["epoch"] == 0
+
+
+def test_resume_continues_exactly(fer2013_csv, tmp_path, monkeypatch):
+    torch.set_num_threads(1)  # bit-exact comparison needs the same reduction order
+    train(tiny_cfg(fer2013_csv, tmp_path / "straight"))
+    real_epoch = Trainer._train_epoch
+
+    def stop_in_second_epoch(self, epoch, *a):
+        if epoch == 1:
+            raise KeyboardInterrupt  # the session stops mid-run
+        return real_epoch(self, epoch, *a)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(fer2013_csv, tmp_path / "resumed"))
+    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+    train(tiny_cfg(fer2013_csv, tmp_path / "resumed"), resume=True)
+    a, _, ea = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b, _, eb = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert ea["epoch"] == eb["epoch"] == 1
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = list(csv.DictReader((tmp_path / "resumed" / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+
+
+def test_learning_rate_schedule_warmup_and_cosine():
+    cfg = load_config(None, ["lr=0.1", "warmup_epochs=1", "scheduler=cosine"])
+    lrs = [lr_at(cfg, s, 100, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert lrs[10] == pytest.approx(0.1) and lrs[-1] < 0.001
+    assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
+
+
+def test_unknown_config_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
+        load_config(None, ["epoch=3"])
+    with pytest.raises(ConfigError, match="optimizer='rmsprop'"):
+        load_config(None, ["optimizer=rmsprop"])
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["train", "--data", f"fer2013:{tmp_path}/nope.csv", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.csv: file not found" in err[0]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 1\nbogus: 2\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_cli_train_then_eval(fer2013_csv, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data", f"fer2013:{fer2013_csv}", "--epochs", "1", "--output", str(run), "--no-progress"]
+    args += [x for t in TINY for x in ("--set", t)]
+    assert main(args) == 0
+    assert main(["eval", str(run / "best.pt"), "--data", f"fer2013:{fer2013_csv}", "--split", "test",
+                 "--tta", "tencrop", "--output", str(tmp_path / "ev")]) == 0
+    out = capsys.readouterr().out
+    assert "fer2013 test: n=35 accuracy" in out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["tta"] == "tencrop" and len(m["confusion"]) == 7
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_training_sees_each_sample_once(fer2013_csv, tmp_path):
+    """torchrun-style launch with 2 CPU processes (gloo): rank 0 alone writes the run."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), "-m", "resemotenet", "train", "--data", f"fer2013:{fer2013_csv}",
+           "--epochs", "1", "--output", str(out), "--no-progress"] + [x for t in TINY for x in ("--set", t)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("epoch 1/1") == 1  # one process logs
+    assert (out / "best.pt").is_file() and (out / "test_metrics.json").is_file()
+
+
+def test_loader_shards_cover_every_sample_once():
+    from resemotenet.data.dataset import BatchLoader
+
+    imgs = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
+    y = torch.arange(10)
+    seen = []
+    for rank in range(2):
+        ld = BatchLoader(imgs, y, batch_size=5, shuffle=True, seed=3, rank=rank, world=2)
+        ld.set_epoch(4)
+        seen += [int(v) for _, yb in ld for v in yb]
+    assert sorted(seen) == list(range(10))

@@ -79,7 +79,10 @@ def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
     if data.size == 0:
         raise DataError(f"{p}: empty file")
     _check_pixels(p, data)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV's own size guard (formats PIL cannot parse)
+        img = None
     if img is None:
         raise DataError(f"{p}: not a readable image (unknown format or truncated)")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -101,6 +104,8 @@ def _check_pixels(p: Path, data: np.ndarray) -> None:
     try:
         with Image.open(io.BytesIO(data.tobytes())) as im:
             w, h = im.size
+    except Image.DecompressionBombError as exc:  # PIL refuses > 2x its own limit before we can look
+        raise DataError(f"{p}: declared size exceeds the {MAX_PIXELS:,}-pixel limit") from exc
     except Exception:
         return  # let OpenCV decide (it reports unreadable files)
     if w * h > MAX_PIXELS:

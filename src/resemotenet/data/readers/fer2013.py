@@ -11,11 +11,13 @@ is handled by ``fer2013_folder``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import tarfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,20 +46,26 @@ def find_csv(root: str | Path) -> Path:
     return p
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator[io.TextIOBase]:
+    """The csv as text, whether plain, gzip-compressed or inside the challenge's tar archive."""
     name = path.name.lower()
     try:
         if name.endswith((".tar.gz", ".tgz", ".tar")):
-            tar = tarfile.open(path)
-            member = next((m for m in tar.getmembers() if m.name.endswith("fer2013.csv")), None)
-            if member is None:
-                raise DataError(f"{path}: archive holds no fer2013.csv")
-            return io.TextIOWrapper(tar.extractfile(member), encoding="utf-8", newline="")
-        if name.endswith(".gz"):
-            return gzip.open(path, "rt", encoding="utf-8", newline="")
-        return open(path, encoding="utf-8", newline="")
-    except (tarfile.TarError, OSError) as exc:
-        raise DataError(f"{path}: cannot open ({exc})") from exc
+            with tarfile.open(path) as tar:
+                member = next((m for m in tar.getmembers() if m.name.endswith("fer2013.csv")), None)
+                if member is None:
+                    raise DataError(f"{path}: archive holds no fer2013.csv")
+                with io.TextIOWrapper(tar.extractfile(member), encoding="utf-8", newline="") as f:
+                    yield f
+        elif name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+                yield f
+        else:
+            with open(path, encoding="utf-8", newline="") as f:
+                yield f
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: cannot read, truncated or corrupt ({exc})") from exc
 
 
 def parse_csv(path: str | Path) -> dict[str, np.ndarray]:
@@ -115,8 +123,13 @@ def load_arrays(path: str | Path, use_cache: bool = True) -> dict[str, np.ndarra
         with np.load(cached) as z:
             return {k: z[k] for k in z.files}
     arrays = parse_csv(path)
-    atomic_write(cached, lambda p: np.savez(open(p, "wb"), **arrays))
+    atomic_write(cached, lambda p: _save_npz(p, arrays))
     return arrays
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a path
+        np.savez(f, **arrays)
 
 
 def read(root: str | Path, use_cache: bool = True) -> dict[str, Split]:

@@ -2,18 +2,23 @@
 (N, C, S, S), and ``backend.meta`` (labels, preprocess, temperature, model name).
 
 ``open_backend(path)`` picks by extension: ``.onnx`` -> onnxruntime, anything else -> torch.
+An ONNX file written by ``resemotenet export`` describes itself; one from elsewhere needs its
+labels and preprocessing passed in (``labels=``, ``size=``, ``channels=``, ``mean=``, ``std=``,
+the ``--labels/--size`` style options), and the error says which of them is missing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..utils.errors import CheckpointError, MissingExtraError
+from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+from ..utils.errors import CheckpointError, DataError, MissingExtraError
 
 META_KEY = "resemotenet"  # ONNX metadata_props key holding the same JSON as a checkpoint's meta
 
@@ -30,10 +35,14 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """onnxruntime session; labels and preprocessing come from the file's metadata, or from
-    explicit ``overrides`` (e.g. ``{"labels": [...], "preprocess": {...}}``) when it has none."""
+    """onnxruntime CPU session; labels and preprocessing come from the file's metadata, or from
+    explicit overrides when it has none (``overrides`` is a partial meta dict; the keyword
+    arguments are the command-line style shortcuts and win over both)."""
 
-    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
+                 *, labels: Sequence[str] | str | None = None, size: int | None = None,
+                 channels: int | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -42,34 +51,81 @@ class OnnxBackend:
         if not path.is_file():
             raise CheckpointError(f"{path}: ONNX file not found")
         opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.inter_op_num_threads = 1
         if threads:
             opts.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise CheckpointError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        # (C, S, S) when the file fixes them, else None per axis
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape[1:])
         props = self.session.get_modelmeta().custom_metadata_map
-        meta = json.loads(props[META_KEY]) if META_KEY in props else {}
+        meta = _file_meta(path, props)
         meta.update(overrides or {})
-        missing = [k for k in ("labels", "preprocess") if k not in meta]
-        if missing:
-            raise CheckpointError(f"{path}: ONNX metadata lacks {missing}; pass them explicitly "
-                                  "(--labels and --size)")
-        meta.setdefault("temperature", 1.0)
-        self.meta = meta
-        self.input_name = self.session.get_inputs()[0].name
+        self.meta = _complete(path, meta, self.input_shape, labels, size, channels, mean, std)
+        out_dim = self.session.get_outputs()[0].shape[-1]
+        if isinstance(out_dim, int) and out_dim != len(self.meta["labels"]):
+            raise CheckpointError(f"{path}: the model has {out_dim} outputs but {len(self.meta['labels'])} "
+                                  f"labels were given ({self.meta['labels']})")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        want = self.input_shape
+        if x.dim() != 4 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+            raise DataError(f"input batch is {tuple(x.shape)}, the ONNX model expects (N, "
+                            f"{', '.join('?' if w is None else str(w) for w in want)})")
         out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype("float32", copy=False)})
         return torch.from_numpy(out[0])
 
 
+def _file_meta(path: Path, props: dict[str, str]) -> dict[str, Any]:
+    """Our JSON metadata, or the separate readable keys some tools keep."""
+    try:
+        if META_KEY in props:
+            return dict(json.loads(props[META_KEY]))
+        return {k: json.loads(props[k]) for k in ("labels", "preprocess") if k in props}
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
+
+
+def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], labels: Sequence[str] | str | None,
+              size: int | None, channels: int | None, mean: Sequence[float] | None,
+              std: Sequence[float] | None) -> dict[str, Any]:
+    """Fill labels / preprocess from the shortcuts and the input shape; name whatever is missing."""
+    if labels is not None:
+        meta["labels"] = [s.strip() for s in labels.split(",")] if isinstance(labels, str) else list(labels)
+    pre = dict(meta.get("preprocess") or {})
+    given = {"size": size, "channels": channels, "mean": mean, "std": std}
+    pre.update({k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None})
+    if "channels" not in pre and shape and shape[0] is not None:
+        pre["channels"] = shape[0]
+    if "size" not in pre and len(shape) == 3 and shape[1] is not None and shape[1] == shape[2]:
+        pre["size"] = shape[1]
+    if pre.get("channels") == 3:  # the paper's statistics are the documented default for RGB input
+        pre.setdefault("mean", list(IMAGENET_MEAN))
+        pre.setdefault("std", list(IMAGENET_STD))
+    missing = [k for k in ("labels",) if not meta.get(k)] + [k for k in ("size", "channels", "mean", "std")
+                                                              if k not in pre]
+    if missing:
+        raise CheckpointError(f"{path}: no resemotenet metadata for {', '.join(missing)}; pass "
+                              + ", ".join(f"--{k}" for k in missing) + " (or export with 'resemotenet export')")
+    meta["preprocess"] = PreprocessSpec.from_dict(pre).to_dict()
+    meta.setdefault("temperature", 1.0)
+    meta.setdefault("model", path.stem)
+    return meta
+
+
 def open_backend(model: str | Path | nn.Module | None = None, **kw: Any) -> TorchBackend | OnnxBackend:
-    """A backend for a checkpoint path, an ONNX path, a loaded module, or None (the shipped model)."""
+    """A backend for a checkpoint path, an ONNX path (by extension; ``kw`` go to ``OnnxBackend``),
+    a loaded module, or None / 'default' (the shipped model). ``device`` applies to torch only."""
+    device = kw.pop("device", "cpu")
     if isinstance(model, nn.Module):
-        return TorchBackend(model)
-    if model is not None and str(model).endswith(".onnx"):
+        return TorchBackend(model, device)
+    if model is not None and str(model).lower().endswith(".onnx"):
         return OnnxBackend(model, **kw)
     from ..models import load_model
 
-    return TorchBackend(load_model(None if model in (None, "default") else model))
+    return TorchBackend(load_model(None if model in (None, "default") else model), device)

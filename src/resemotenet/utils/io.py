@@ -28,12 +28,19 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
         os.replace(tmp_path, dst)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
             raise ResEmoteNetError(f"{dst}: could not write ({exc.strerror or exc}); nothing was changed") from exc
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: bool = True) -> Path:

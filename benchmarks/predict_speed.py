@@ -1,0 +1,126 @@
+"""Inference speed on this CPU, printed as figures (not a test).
+
+(a) Latency of classifying one face crop, batch 1 (median): the model's forward pass alone,
+    and crop -> probabilities (resize, preprocess, forward, softmax), torch eager; the same
+    through onnxruntime when ``--onnx`` is given. Target: <= 3 ms per crop.
+(b) End-to-end frames/s on 640x480 frames holding one face: decode JPEG bytes, detect, crop,
+    classify, with the time of each stage. Target: >= 30 frames/s.
+
+The frame is the shipped astronaut portrait scaled to 640 wide and cropped to 480 rows (a
+real photo with real texture, so the detector does real work; the face is ~115 px). The
+Haar detector runs with its defaults (searched at 320x240 for a 640x480 frame, see
+``inference.faces.HaarDetector``).
+
+    python benchmarks/predict_speed.py [--model PATH] [--onnx PATH] [--frames 60] [--repeats 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from resemotenet.data.dataset import read_image
+from resemotenet.inference.predictor import Predictor
+from resemotenet.inference.sources import demo_image
+
+
+def median_ms(fn, repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def default_model(path: str | None) -> tuple[object, str]:
+    """The given checkpoint, else the shipped model, else a random resemotenet_s (48x48 gray)."""
+    from resemotenet.models import create_model, load_model
+    from resemotenet.models.checkpoint import DEFAULT_WEIGHTS, make_meta
+
+    if path:
+        return path, path
+    if DEFAULT_WEIGHTS.is_file():
+        return load_model(None), f"shipped model ({DEFAULT_WEIGHTS.name})"
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.labels import EMOTIONS7
+
+    torch.manual_seed(0)
+    model = create_model("resemotenet_s", num_classes=7, in_chans=1).eval()
+    spec = PreprocessSpec(size=48, channels=1, mean=(0.5,), std=(0.25,))
+    model.pretrained_cfg = make_meta("resemotenet_s", {"num_classes": 7, "in_chans": 1}, spec, EMOTIONS7)
+    return model, "random resemotenet_s, 48x48 grayscale (no shipped weights yet)"
+
+
+def test_frame() -> np.ndarray:
+    rgb = read_image(demo_image())
+    return np.ascontiguousarray(cv2.resize(rgb, (640, 640), interpolation=cv2.INTER_AREA)[80:560])
+
+
+def crop_latency(pred: Predictor, face: np.ndarray, repeats: int, label: str) -> None:
+    spec = pred.spec
+    x = torch.randn(1, spec.channels, spec.size, spec.size)
+    fwd = median_ms(lambda: pred.backend(x), repeats)
+    full = median_ms(lambda: pred.classify([face]), repeats)
+    print(f"{label:28s} forward {fwd:6.2f} ms   crop -> probabilities {full:6.2f} ms   (target <= 3 ms)")
+
+
+def end_to_end(pred: Predictor, jpeg: bytes, frames: int) -> None:
+    buf = np.frombuffer(jpeg, np.uint8)
+    stages = {"decode": [], "detect": [], "classify": []}
+    faces_found = []
+    for _ in range(3):  # warm-up
+        pred.classify([c for _, c in pred.detect(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR),
+                                                               cv2.COLOR_BGR2RGB))])
+    start = time.perf_counter()
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        rgb = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        faces = pred.detect(rgb)
+        t2 = time.perf_counter()
+        pred.classify([c for _, c in faces])
+        t3 = time.perf_counter()
+        for key, a, b in (("decode", t0, t1), ("detect", t1, t2), ("classify", t2, t3)):
+            stages[key].append((b - a) * 1000)
+        faces_found.append(len(faces))
+    fps = frames / (time.perf_counter() - start)
+    detail = "  ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in stages.items())
+    print(f"640x480, {frames} frames, faces found per frame: {min(faces_found)}-{max(faces_found)}")
+    print(f"end to end {fps:6.1f} frames/s   (target >= 30)   median per frame: {detail}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="checkpoint or .onnx (default: shipped model, else a random resemotenet_s)")
+    ap.add_argument("--onnx", help="also time this ONNX export of the model with onnxruntime")
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=200)
+    args = ap.parse_args()
+    model, desc = default_model(args.model)
+    pred = Predictor(model)
+    print(f"model: {desc}; input {pred.spec.size}x{pred.spec.size}x{pred.spec.channels}")
+    print(f"torch {torch.__version__} {torch.get_num_threads()} thread(s), OpenCV {cv2.__version__} "
+          f"{cv2.getNumThreads()} thread(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    frame = test_frame()
+    found = pred.detect(frame)
+    face = found[0][1] if found else frame[100:260, 260:420]
+    print(f"\n(a) one face crop, batch 1 (median of {args.repeats} runs)")
+    crop_latency(pred, face, args.repeats, "torch eager")
+    if args.onnx:
+        crop_latency(Predictor(args.onnx), face, args.repeats, "onnxruntime")
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    print(f"\n(b) end to end: decode JPEG ({len(jpeg) // 1024} KiB), detect (haar), crop, classify")
+    end_to_end(pred, jpeg.tobytes(), args.frames)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""``resemotenet predict`` (emotions of every face in images, folders, videos, a webcam) and
+``resemotenet demo`` (the same on the shipped public-domain photo).
+
+A run keeps going past bad items, lists them at the end and then exits 1; results already
+written stay valid. Only the results file is written unless ``--save-annotated`` asks for more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="emotions of every face in images, folders, videos or a webcam")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders of images, video files")
+    p.add_argument("--webcam", type=int, metavar="INDEX", help="also read from this webcam (Ctrl-C stops)")
+    _common(p)
+    p.add_argument("--output", "-o", default="results.jsonl",
+                   help="results file, .jsonl or .csv (default: %(default)s)")
+    p.add_argument("--save-annotated", metavar="DIR", help="write copies with boxes and labels into DIR")
+    p.add_argument("--blur-faces", action="store_true", help="pixelate the faces in the annotated copies")
+    p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame (default: 1)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each video or webcam after N analysed frames (a folder after N images)")
+    p.add_argument("--batch-size", type=int, default=32, help="face crops per model call (default: 32)")
+    p.add_argument("--smoothing", type=float, default=0.6,
+                   help="EMA weight of a video face's past probabilities, 0 = none (default: 0.6)")
+    p.set_defaults(func=run)
+
+    d = sub.add_parser("demo", help="run predict on the shipped photo of astronaut Eileen Collins")
+    _common(d)
+    d.add_argument("--output-dir", default="resemotenet-demo", help="where to write (default: ./%(default)s)")
+    d.set_defaults(func=run_demo)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="checkpoint or .onnx file (default: the shipped model)")
+    p.add_argument("--detector", default="haar", help="face detector: haar, mediapipe or yunet (default: haar)")
+    p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
+    p.add_argument("--min-face", type=int, metavar="PX",
+                   help="haar: smallest face in pixels (default 48; lower finds smaller faces, slower)")
+    p.add_argument("--margin", type=float, default=0.2, help="crop margin, fraction of the face box (default: 0.2)")
+    p.add_argument("--min-confidence", type=float, default=0.0,
+                   help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def _predictor(args: argparse.Namespace, **kw: Any):
+    from ..inference.predictor import Predictor
+
+    options: dict[str, Any] = {}
+    if args.yunet_model:
+        options["model_path"] = args.yunet_model
+    if args.min_face is not None:
+        options["min_face"] = args.min_face
+    return Predictor(args.model, detector=args.detector, margin=args.margin, min_confidence=args.min_confidence,
+                     device=args.device, detector_options=options, **kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.results import AnnotatedOutput, RunSummary, open_writer
+    from ..utils.errors import ConfigError
+
+    sources: list[str | int] = list(args.inputs) + ([args.webcam] if args.webcam is not None else [])
+    if not sources:
+        raise ConfigError("nothing to analyse: give INPUT paths or --webcam INDEX")
+    if args.blur_faces and not args.save_annotated:
+        raise ConfigError("--blur-faces applies to annotated copies: add --save-annotated DIR")
+    predictor = _predictor(args, batch_size=args.batch_size, smoothing=args.smoothing)
+    summary = RunSummary()
+    annotated = AnnotatedOutput(args.save_annotated, blur=args.blur_faces) if args.save_annotated else None
+    started = time.monotonic()
+    with open_writer(args.output, predictor.labels) as writer:
+        try:
+            for item in sources:
+                _run_source(predictor, item, args, writer, summary, annotated)
+        finally:
+            if annotated:
+                annotated.close()
+    for line in summary.lines():
+        print(line)
+    print(f"wrote {writer.rows} face(s) to {args.output} in {time.monotonic() - started:.1f} s")
+    if annotated and annotated.written:
+        print(f"annotated copies in {args.save_annotated}")
+    return 1 if summary.failed else 0
+
+
+def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, summary, annotated) -> None:
+    """Analyse one INPUT; a source that cannot be opened is a failed item, not the end of the run."""
+    from ..inference.sources import open_source
+    from ..utils.errors import DataError
+
+    try:
+        src = open_source(item, stride=args.stride, max_frames=args.max_frames)
+    except DataError as exc:
+        summary.fail(str(item), str(exc))
+        return
+    timed = src.kind in ("video", "webcam")
+    progress = _Progress(src.name) if timed else None
+    try:
+        for fr in predictor.predict_source(src):
+            summary.add(fr, timed=timed)
+            for face in fr.faces:
+                writer.write(face)
+            if annotated and fr.error is None:
+                name = _annotated_name(src, fr.source)
+                if timed:
+                    annotated.frame(name, fr.image, fr.faces, src.fps and src.fps / args.stride)
+                else:
+                    annotated.image(name, fr.image, fr.faces)
+            if progress:
+                progress.tick(fr.frame)
+    except DataError as exc:
+        summary.fail(src.name, str(exc))
+    except KeyboardInterrupt:
+        if src.kind != "webcam":
+            raise
+        summary.notes.append(f"{src.name}: stopped with Ctrl-C")  # the normal way to end a webcam run
+    finally:
+        if progress:
+            progress.done()
+        if annotated and timed:
+            annotated.close_video(_annotated_name(src, src.name))
+        summary.end_source(src.name)
+        summary.notes += src.notes
+
+
+def _annotated_name(src, frame_source: str) -> str:
+    """Name of the annotated copy: a folder's images keep their path below the folder."""
+    if src.kind == "folder":
+        root = Path(src.name)
+        return str(Path(root.name) / Path(frame_source).relative_to(root))
+    if src.kind == "webcam":
+        return src.name.replace(":", "")
+    return Path(frame_source).name
+
+
+class _Progress:
+    """``clip.mp4: frame 240, 31.2 frames/s`` on stderr: live on a terminal, once at the end otherwise."""
+
+    def __init__(self, name: str):
+        self.name, self.start, self.last, self.frames, self.index = name, time.monotonic(), 0.0, 0, 0
+        self.live = sys.stderr.isatty()
+
+    def tick(self, index: int) -> None:
+        self.frames, self.index = self.frames + 1, index
+        now = time.monotonic()
+        if self.live and now - self.last > 0.5:
+            self.last = now
+            print(f"\r{self._line(now)}", end="", file=sys.stderr, flush=True)
+
+    def _line(self, now: float) -> str:
+        rate = self.frames / max(now - self.start, 1e-9)
+        return f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s"
+
+    def done(self) -> None:
+        print(("\r" if self.live else "") + self._line(time.monotonic()), file=sys.stderr, flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Label the faces of the shipped photo; write results and an annotated copy."""
+    from ..inference.results import AnnotatedOutput, open_writer
+    from ..inference.sources import demo_image
+    from ..utils.errors import CheckpointError
+
+    image = demo_image()
+    try:
+        predictor = _predictor(args)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (pass --model PATH to use another checkpoint)") from exc
+    faces = predictor.predict(image)
+    out = Path(args.output_dir)
+    with open_writer(out / "results.jsonl", predictor.labels) as writer:
+        for face in faces:
+            face.source = image.name
+            writer.write(face)
+    from ..data.dataset import read_image
+
+    annotated = AnnotatedOutput(out).image(image.name, read_image(image), faces)
+    print(f"{image.name}: {len(faces)} face(s)")
+    for i, f in enumerate(faces, 1):
+        ranked = sorted(f.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        print(f"  face {i} at {tuple(f.box)}: {f.label} ({', '.join(f'{k} {v:.2f}' for k, v in ranked)})")
+    print(f"wrote {out / 'results.jsonl'} and {annotated}")
+    return 0

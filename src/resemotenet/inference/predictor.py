@@ -1,0 +1,238 @@
+"""The Predictor: every face in an image, a folder, a video or a webcam, with its emotion.
+
+Face crops are preprocessed exactly as the model's own metadata says (size, channels, mean,
+std travel with the weights) through ``data.transforms``, the one place preprocessing is
+defined, and probabilities are ``softmax(logits / temperature)`` with the temperature the
+model was calibrated with. In a video, faces are followed from frame to frame by box overlap
+(IoU) and each track's probabilities are smoothed with an exponential moving average, so the
+label does not flicker with every frame's noise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import PreprocessSpec
+from ..data.dataset import read_image
+from ..data.transforms import preprocess_batch, resize_face
+from ..labels import UNCERTAIN
+from ..utils.errors import ConfigError, DataError
+from .faces import Box, Detection, create_detector, crop, expand_box
+from .results import FaceResult, FrameResult
+from .sources import VIDEO_EXTS, Frame, Source, open_source
+
+ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imported lazily)
+
+
+def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> Any:
+    """A callable ``backend(x) -> logits`` with ``.meta``, from whatever the caller passed."""
+    from .backends import open_backend
+
+    if isinstance(model, nn.Module) and not getattr(model, "pretrained_cfg", None):
+        raise ConfigError("the model has no pretrained_cfg (labels and preprocessing); "
+                          "load it with resemotenet.load_model")
+    if model is not None and not isinstance(model, nn.Module) and callable(model) and hasattr(model, "meta"):
+        return model  # an already opened backend (torch or onnxruntime)
+    return open_backend(model, device=device)
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _check_smoothing(smoothing: float) -> float:
+    if not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"smoothing must be in [0, 1), got {smoothing}")
+    return smoothing
+
+
+@dataclass
+class _Track:
+    id: int
+    box: Box
+    probs: np.ndarray
+    last_seen: int
+
+
+class IoUTracker:
+    """Greedy IoU matching of this frame's faces to live tracks; a track unseen for
+    ``max_age`` processed frames ends. ``smoothing`` is the EMA weight of the past (0 = off)."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_age: int = 10, smoothing: float = 0.6):
+        _check_smoothing(smoothing)
+        self.iou_threshold, self.max_age, self.smoothing = iou_threshold, max_age, smoothing
+        self.tracks: list[_Track] = []
+        self.next_id, self.step = 1, 0
+
+    def update(self, boxes: list[Box], probs: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(track id per box, smoothed probabilities per box) for one frame."""
+        self.step += 1
+        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
+                       reverse=True)
+        match: dict[int, int] = {}
+        used: set[int] = set()
+        for score, ti, bi in pairs:
+            if score < self.iou_threshold:
+                break
+            if bi not in match and ti not in used:
+                match[bi] = ti
+                used.add(ti)
+        ids, out = [], probs.copy()
+        for bi, box in enumerate(boxes):
+            if bi in match:
+                t = self.tracks[match[bi]]
+                t.probs = self.smoothing * t.probs + (1 - self.smoothing) * probs[bi]
+                t.box, t.last_seen = box, self.step
+            else:
+                t = _Track(self.next_id, box, probs[bi].copy(), self.step)
+                self.next_id += 1
+                self.tracks.append(t)
+            ids.append(t.id)
+            out[bi] = t.probs
+        self.tracks = [t for t in self.tracks if self.step - t.last_seen < self.max_age]
+        return ids, out
+
+
+class Predictor:
+    """Emotions of every face in images and videos.
+
+    ``model``: None (the shipped model), a checkpoint or ``.onnx`` path, or a loaded module.
+    ``detector``: a registry name ('haar', 'mediapipe', 'yunet') or any callable
+    ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
+    ``margin``: the crop grows by this fraction of the face box. Below ``min_confidence`` a
+    face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
+    track's past probabilities (0 = none). Arrays passed to ``predict`` are RGB (``bgr=True``
+    for arrays straight from OpenCV).
+    """
+
+    def __init__(self, model: str | os.PathLike | nn.Module | None = None,
+                 detector: str | Callable[[np.ndarray], list[Detection]] = "haar", margin: float = 0.2,
+                 min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
+                 device: str = "cpu", detector_options: dict[str, Any] | None = None):
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if batch_size < 1 or margin < 0:
+            raise ConfigError("batch_size must be >= 1 and margin >= 0")
+        self.backend = _backend(model, device)
+        meta = self.backend.meta
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self.spec = PreprocessSpec.from_dict(meta["preprocess"])
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.detector = detector if callable(detector) else create_detector(detector, **(detector_options or {}))
+        self.margin, self.min_confidence = margin, min_confidence
+        self.batch_size, self.smoothing = batch_size, _check_smoothing(smoothing)  # now, not at the first video
+
+    # -- the building blocks -------------------------------------------------------------------
+    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Probabilities (N, classes) for uint8 RGB (or grayscale) face crops of any size."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            batch = np.stack([_rgb(resize_face(c, self.spec.size)) for c in crops[i:i + self.batch_size]])
+            logits = self.backend(preprocess_batch(batch, self.spec))
+            out.append(torch.softmax(logits.float() / self.temperature, -1).numpy())
+        return np.concatenate(out)
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+        """(face box, crop with margin) for every face in the frame."""
+        h, w = rgb.shape[:2]
+        return [(d.box, crop(rgb, expand_box(d.box, self.margin, w, h))) for d in self.detector(rgb)]
+
+    def _result(self, frame: Frame, box: Box, probs: np.ndarray, track: int | None) -> FaceResult:
+        order = np.argsort(probs)[::-1]
+        score = float(probs[order[0]])
+        label, top2 = self.labels[order[0]], None
+        if score < self.min_confidence:
+            label = UNCERTAIN
+            top2 = [(self.labels[i], float(probs[i])) for i in order[:2]]
+        return FaceResult(frame.source, frame.index, frame.timestamp, box, label, score,
+                          {n: float(p) for n, p in zip(self.labels, probs, strict=True)}, track, top2)
+
+    # -- still images --------------------------------------------------------------------------
+    def predict(self, image: ImageLike, bgr: bool = False) -> list[FaceResult]:
+        """Every face of one still image (a path, a PIL image, or a uint8 array)."""
+        rgb, name = _as_rgb(image, bgr)
+        faces = self.detect(rgb)
+        probs = self.classify([c for _, c in faces])
+        frame = Frame(name, image=rgb)
+        return [self._result(frame, box, p, None) for (box, _), p in zip(faces, probs, strict=True)]
+
+    # -- sources -------------------------------------------------------------------------------
+    def predict_source(self, source: str | os.PathLike | int | Source, stride: int = 1,
+                       max_frames: int | None = None) -> Iterator[FrameResult]:
+        """One ``FrameResult`` per frame of an image, folder, video or webcam (int), in order.
+
+        Crops of consecutive frames are classified in batches of ``batch_size`` (a live webcam
+        frame by frame). Bad items of a folder come back with ``error`` set; ``source.notes``
+        (when a ``Source`` is passed) records irregularities such as a truncated video.
+        """
+        src = source if isinstance(source, Source) else open_source(source, stride, max_frames)
+        tracker = IoUTracker(smoothing=self.smoothing) if src.kind in ("video", "webcam") else None
+        pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]] = []
+        n_crops = 0
+        for frame in src:
+            faces = [] if frame.error else self.detect(frame.image)
+            pending.append((frame, faces))
+            n_crops += len(faces)
+            if src.live or n_crops >= self.batch_size:
+                yield from self._flush(pending, tracker)
+                pending, n_crops = [], 0
+        yield from self._flush(pending, tracker)
+
+    def _flush(self, pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]],
+               tracker: IoUTracker | None) -> Iterator[FrameResult]:
+        probs = self.classify([c for _, faces in pending for _, c in faces])
+        at = 0
+        for frame, faces in pending:
+            if frame.error:
+                yield FrameResult(frame.source, frame.index, frame.timestamp, error=frame.error)
+                continue
+            p = probs[at:at + len(faces)]
+            at += len(faces)
+            boxes = [b for b, _ in faces]
+            ids: list[int | None] = [None] * len(faces)
+            if tracker is not None:
+                ids, p = tracker.update(boxes, p)
+            results = [self._result(frame, b, pi, t) for b, pi, t in zip(boxes, p, ids, strict=True)]
+            yield FrameResult(frame.source, frame.index, frame.timestamp, results, image=frame.image)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """Grayscale crops become 3-channel so one batch can mix them with colour crops."""
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
+
+
+def _as_rgb(image: ImageLike, bgr: bool) -> tuple[np.ndarray, str]:
+    """uint8 RGB (H, W, 3) and a source name for a path, a PIL image or an array."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if path.suffix.lower() in VIDEO_EXTS:
+            raise ConfigError(f"{path}: a video; use Predictor.predict_source for videos")
+        return read_image(path), str(path)
+    if isinstance(image, np.ndarray):
+        arr, name = image, "<array>"
+    elif hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image without importing PIL
+        arr, name, bgr = np.asarray(image.convert("RGB")), getattr(image, "filename", "") or "<image>", False
+    else:
+        raise DataError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image "
+                        "or a uint8 array")
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise DataError(f"{name}: expected a uint8 image shaped (H, W), (H, W, 3) or (H, W, 4), "
+                        f"got {arr.dtype} {arr.shape}")
+    if arr.ndim == 2 or arr.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)), name
+    arr = arr[..., :3]
+    return np.ascontiguousarray(arr[..., ::-1] if bgr else arr), name

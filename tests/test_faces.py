@@ -1,0 +1,124 @@
+"""Face detectors: the registry, Haar on the shipped photo, boxes and margins."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from resemotenet.data.dataset import read_image
+from resemotenet.inference.faces import Detection, HaarDetector, create_detector, expand_box, list_detectors
+from resemotenet.inference.sources import demo_image
+from resemotenet.utils.errors import ConfigError, MissingExtraError
+
+# Eileen Collins' face in the 512x512 portrait: centre of the face, measured once by eye.
+FACE_CENTRE = (222, 113)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return read_image(demo_image())
+
+
+def test_registry_lists_the_three_detectors():
+    assert list_detectors() == ["haar", "mediapipe", "yunet"]
+
+
+def test_unknown_detector_lists_valid_ones():
+    with pytest.raises(ConfigError, match="unknown face detector 'dlib'; valid detectors: haar, mediapipe, yunet"):
+        create_detector("dlib")
+
+
+def test_bad_detector_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="haar"):
+        create_detector("haar", min_faces=3)
+
+
+def test_haar_finds_exactly_the_astronauts_face(astronaut):
+    dets = create_detector("haar")(astronaut)
+    assert len(dets) == 1
+    (x0, y0, x1, y1), score = dets[0].box, dets[0].score
+    assert all(isinstance(v, int) for v in dets[0].box)
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
+    assert x0 < FACE_CENTRE[0] < x1 and y0 < FACE_CENTRE[1] < y1
+    assert 70 <= x1 - x0 <= 130  # the face is ~95 px wide
+    assert score == 1.0
+
+
+def test_haar_accepts_grayscale_and_finds_the_same_face(astronaut):
+    import cv2
+
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    det = HaarDetector()
+    assert [d.box for d in det(gray)] == [d.box for d in det(astronaut)]
+
+
+def test_haar_min_face_bounds_the_face_size(astronaut):
+    assert create_detector("haar", min_face=200)(astronaut) == []  # the face is ~95 px
+    assert len(create_detector("haar", min_face=40)(astronaut)) == 1
+
+
+def test_no_face_in_a_blank_or_noisy_frame():
+    det = HaarDetector()
+    assert det(np.full((480, 640, 3), 128, np.uint8)) == []
+    rng = np.random.default_rng(0)
+    assert det(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) == []
+
+
+def test_haar_reports_every_face_left_to_right(astronaut):
+    pair = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # the photo and its mirror
+    dets = HaarDetector()(pair)
+    assert len(dets) == 2
+    assert dets[0].box[0] < 512 <= dets[1].box[0]
+
+
+def test_haar_rejects_bad_settings():
+    with pytest.raises(ConfigError):
+        HaarDetector(scale_factor=1.0)
+    with pytest.raises(ConfigError, match="not a readable Haar cascade"):
+        HaarDetector(cascade="/nonexistent/cascade.xml")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is not None, reason="mediapipe is installed")
+def test_mediapipe_missing_names_the_extra():
+    with pytest.raises(MissingExtraError, match=r"resemotenet\[mediapipe\]"):
+        create_detector("mediapipe")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe is not installed")
+def test_mediapipe_finds_the_astronauts_face(astronaut):
+    dets = create_detector("mediapipe")(astronaut)
+    assert len(dets) == 1
+    x0, y0, x1, y1 = dets[0].box
+    assert x0 < FACE_CENTRE[0] < x1 and y0 < FACE_CENTRE[1] < y1
+
+
+def test_yunet_needs_a_model_file(tmp_path):
+    with pytest.raises(ConfigError, match="--yunet-model"):
+        create_detector("yunet")
+    with pytest.raises(ConfigError, match="not found"):
+        create_detector("yunet", model_path=tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="not a loadable YuNet model"):
+        create_detector("yunet", model_path=junk)
+
+
+def test_expand_box_squares_grows_and_clips():
+    # a 40x20 box: squared to 40x40 around its centre (30, 20), grown by half to 60x60, clipped
+    assert expand_box((10, 10, 50, 30), 0.5, 100, 100) == (0, 0, 60, 50)
+    assert expand_box((40, 40, 60, 60), 0.0, 100, 100) == (40, 40, 60, 60)
+    assert expand_box((40, 40, 60, 60), 0.2, 100, 100) == (38, 38, 62, 62)
+    assert expand_box((90, 90, 100, 100), 1.0, 100, 100) == (85, 85, 100, 100)
+    assert expand_box((10, 10, 50, 30), 0.0, 100, 100, square=False) == (10, 10, 50, 30)
+    with pytest.raises(ConfigError):
+        expand_box((0, 0, 10, 10), -0.1, 100, 100)
+
+
+def test_a_plain_callable_is_a_detector(tiny_checkpoint, astronaut):
+    from resemotenet.inference.predictor import Predictor
+
+    fixed = Predictor(tiny_checkpoint, detector=lambda rgb: [Detection((10, 20, 60, 70))])
+    faces = fixed.predict(astronaut)
+    assert [f.box for f in faces] == [(10, 20, 60, 70)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_data_args, data_options, parse_data_spec
+from .trust import add_eval_args, eval_extras
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate the first N samples only")
     p.add_argument("--output", "-o", help="folder for metrics.json and plots")
     p.add_argument("--no-temperature", action="store_true", help="ignore a stored calibration temperature")
+    add_eval_args(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     name, root = parse_data_spec(args.data)
     cfg = DataConfig(name=name, root=root, options=data_options(args.data_option),
                      split_file=args.split_file, limit=args.limit)
-    split = build_splits(get_reader(name)(root, **cfg.options), cfg)[args.split]
+    splits = build_splits(get_reader(name)(root, **cfg.options), cfg)
+    split = splits[args.split]
     from ..config import PreprocessSpec
 
     spec = PreprocessSpec.from_dict(meta["preprocess"])
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         (out / "metrics.json").write_text(json.dumps(m, indent=2))
         _plots(out, m, probs, targets)
         print(f"wrote {out / 'metrics.json'}")
+    eval_extras(args, model, splits, meta, spec, temperature, probs, targets)
     return 0
 
 

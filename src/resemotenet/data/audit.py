@@ -70,7 +70,7 @@ def fingerprint(splits: dict[str, Split]) -> Fingerprints:
     codes, rows, ids, labels, digests, thumbs = [], [], [], [], [], []
     for code, name in enumerate(names):
         s = splits[name]
-        for i, img in enumerate(_images(s)):
+        for img in _images(s):
             img = np.ascontiguousarray(img)
             h = hashlib.blake2b(img.tobytes(), digest_size=16)
             h.update(repr(img.shape).encode())
@@ -155,7 +155,8 @@ def correlation(thumbs: np.ndarray, pairs: np.ndarray, chunk: int = 20_000) -> n
     z = thumbs.reshape(len(thumbs), -1).astype(np.float32)
     z -= z.mean(1, keepdims=True)
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-6)
-    out = [np.einsum("ij,ij->i", z[p[:, 0]], z[p[:, 1]]) for p in np.array_split(pairs, max(1, -(-len(pairs) // chunk)))]
+    parts = np.array_split(pairs, max(1, -(-len(pairs) // chunk)))
+    out = [np.einsum("ij,ij->i", z[p[:, 0]], z[p[:, 1]]) for p in parts]
     return np.concatenate(out) if len(pairs) else np.zeros(0, np.float32)
 
 
@@ -235,21 +236,22 @@ def audit_splits(splits: dict[str, Split], threshold: int = 6, min_corr: float =
         "n": n, "splits": {name: int((fp.split == i).sum()) for i, name in enumerate(fp.names)},
         "threshold": threshold, "min_corr": min_corr,
         "exact": {
-            "redundant_rows": int(n - len(first)), "groups": int(len(dup_groups)),
+            "redundant_rows": int(n - len(first)), "groups": len(dup_groups),
             "rows_in_groups": int(cnt[dup_groups].sum()),
             "label_conflicts": int(((labels_per_group > 0).sum(1) > 1).sum()),
             "pairs": _pair_counts(cnt, cnt, fp.names, same=True),
             "leaks": _leaks(exact, fp),
         },
         "near": {
-            "candidates_checked": int(len(cand)), "pairs_distinct_images": int(len(near)),
+            "candidates_checked": len(cand), "pairs_distinct_images": len(near),
             "pairs": _pair_counts(cnt[g_a], cnt[g_b], fp.names, same=False),
             "redundant_rows_with_exact": int(n - len(np.unique(cluster))),
         },
         "leaks": _leaks(cluster, fp),
         "exclude_train": len(exclude),
     }
-    ex_exact = [_example(fp, np.flatnonzero(exact == g)[:2]) for g in _prefer_cross(dup_groups, cnt)[:examples]]
+    ex_exact = [_example(fp, _pair_of(fp, np.flatnonzero(exact == g)))
+                for g in _prefer_cross(dup_groups, cnt)[:examples]]
     ham = popcount(fp.phash[near[:, 0]] ^ fp.phash[near[:, 1]])
     cross = fp.split[near[:, 0]] != fp.split[near[:, 1]]
     ex_near = [_example(fp, near[i], hamming=int(ham[i]), corr=round(float(near_corr[i]), 4))
@@ -276,6 +278,12 @@ def _prefer_cross(groups: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     """Duplicate groups that span splits first (those are the leaks worth looking at)."""
     spans = (cnt[groups] > 0).sum(1)
     return groups[np.argsort(-spans, kind="stable")]
+
+
+def _pair_of(fp: Fingerprints, members: np.ndarray) -> np.ndarray:
+    """Two rows of a duplicate group, from two different splits when the group spans them."""
+    other = members[fp.split[members] != fp.split[members[0]]]
+    return np.array([members[0], other[0] if len(other) else members[1]])
 
 
 def _example(fp: Fingerprints, rows: np.ndarray, **extra: Any) -> dict[str, Any]:

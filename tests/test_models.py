@@ -29,6 +29,7 @@ def test_full_model_parameter_count_is_the_papers():
 @pytest.mark.parametrize("name,expected", [
     ("resemotenet_s", 5_022_215),
     ("resemotenet_m", 20_069_383),
+    ("resemotenet_t", 1_257_991),
 ])
 def test_width_variants_parameter_counts(name, expected):
     assert n_params(create_model(name)) == expected

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.dataset import build_splits
     from ..data.readers import get_reader
     from ..engine.evaluator import evaluate
+    from ..utils.io import atomic_write_text
     from .backend import open_model
 
     model, meta = open_model(args.model)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(m, indent=2))
+        atomic_write_text(out / "metrics.json", json.dumps(m, indent=2))
         _plots(out, m, probs, targets)
         print(f"wrote {out / 'metrics.json'}")
     eval_extras(args, model, splits, meta, spec, temperature, probs, targets)

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from ..config import PreprocessSpec
 from ..data.transforms import respec
+from ..utils.errors import ConfigError
 
 
 class ClassificationTask:
@@ -38,11 +39,14 @@ class ClassificationTask:
         t = self.targets(y, _num_classes(model))
         x, t = self.mix(x, t, gen)
         logits = model(x)
-        logp = F.log_softmax(logits.float(), dim=1)
-        per = -(t * logp)
+        return self.cross_entropy(logits, t), logits
+
+    def cross_entropy(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy against probability targets, weighted per class when asked."""
+        per = -(t * F.log_softmax(logits.float(), dim=1))
         if self.class_weights is not None:
             per = per * self.class_weights.to(per.device)
-        return per.sum(1).mean(), logits
+        return per.sum(1).mean()
 
 
 class DistillationTask(ClassificationTask):
@@ -54,6 +58,9 @@ class DistillationTask(ClassificationTask):
     def __init__(self, teacher: nn.Module, student_spec: PreprocessSpec, teacher_spec: PreprocessSpec,
                  alpha: float = 0.5, temperature: float = 4.0, **kw):
         super().__init__(**kw)
+        if not 0.0 <= alpha <= 1.0 or temperature <= 0:
+            raise ConfigError(f"distillation needs 0 <= alpha <= 1 and temperature > 0, got alpha={alpha}, "
+                              f"temperature={temperature}")
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
@@ -67,8 +74,7 @@ class DistillationTask(ClassificationTask):
         with torch.no_grad():
             teacher_logits = self.teacher(respec(x, self.student_spec, self.teacher_spec)).float()
         logits = model(x)
-        logp = F.log_softmax(logits.float(), dim=1)
-        ce = -(t * logp).sum(1).mean()
+        ce = self.cross_entropy(logits, t)
         tau = self.temperature
         kl = F.kl_div(F.log_softmax(logits.float() / tau, 1), F.log_softmax(teacher_logits / tau, 1),
                       reduction="batchmean", log_target=True) * tau * tau

@@ -152,6 +152,9 @@ class Trainer:
         from ..models.checkpoint import preprocess_of
 
         state, meta, _ = load_checkpoint(cfg.teacher)
+        if list(meta["labels"]) != list(label_names(cfg.model.num_classes)):
+            raise ConfigError(f"{cfg.teacher}: teacher labels {meta['labels']} differ from the student's "
+                              f"{list(label_names(cfg.model.num_classes))}")
         teacher = model_from_state(state, meta, cfg.teacher).to(self.device)
         return DistillationTask(teacher, cfg.preprocess, preprocess_of(teacher),
                                 cfg.distill_alpha, cfg.distill_temperature, **kw)

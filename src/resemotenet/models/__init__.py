@@ -12,7 +12,7 @@ _VARIANTS = {
     "_nores": {"residual": False},
     "_plain": {"se": False, "residual": False},
 }
-_WIDTHS = {"resemotenet": 1.0, "resemotenet_m": 0.5, "resemotenet_s": 0.25}
+_WIDTHS = {"resemotenet": 1.0, "resemotenet_m": 0.5, "resemotenet_s": 0.25, "resemotenet_t": 0.125}
 for _base, _w in _WIDTHS.items():
     for _suffix, _kw in _VARIANTS.items():
         register_model(_base + _suffix, width=_w, **_kw)(ResEmoteNet)

@@ -95,3 +95,19 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(ResEmoteNetError, match="No space left"):
         save_model(dst, model, meta)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_exports_a_half_precision_safetensors_for_shipping(tiny_checkpoint, tmp_path, capsys):
+    from resemotenet.cli import main
+
+    out = tmp_path / "ship.safetensors"
+    assert main(["export", str(tiny_checkpoint), "--format", "safetensors", "--half", "-o", str(out)]) == 0
+    assert "fp16 safetensors" in capsys.readouterr().out
+    state, meta, _ = load_checkpoint(out)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert meta["preprocess"]["size"] == 48
+    full, small = load_model(tiny_checkpoint), load_model(out)
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(full(x), small(x), atol=1e-2)
+    assert main(["export", str(tiny_checkpoint), "--format", "safetensors", "-o", str(out)]) == 2  # exists

@@ -9,23 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import reliability
-from .utils.errors import MissingExtraError
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise MissingExtraError("matplotlib", "plot") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .utils.mpl import pyplot
 
 
 def training_curves(results_csv: str | Path, out: str | Path) -> Path:
     """Loss and accuracy per epoch, train and validation."""
-    plt = _plt()
+    plt = pyplot()
     rows = list(csv.DictReader(open(results_csv)))
     ep = [int(r["epoch"]) + 1 for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -46,7 +35,7 @@ def training_curves(results_csv: str | Path, out: str | Path) -> Path:
 
 def confusion_matrix_png(cm: Sequence[Sequence[int]], labels: Sequence[str], out: str | Path) -> Path:
     """Counts and row-normalised confusion matrices side by side."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
@@ -68,7 +57,7 @@ def confusion_matrix_png(cm: Sequence[Sequence[int]], labels: Sequence[str], out
 
 def reliability_png(probs: np.ndarray, targets: np.ndarray, out: str | Path, bins: int = 15) -> Path:
     """Reliability diagram: accuracy against confidence per bin, with the diagonal."""
-    plt = _plt()
+    plt = pyplot()
     r = reliability(probs, targets, bins)
     centers = (np.arange(bins) + 0.5) / bins
     fig, ax = plt.subplots(figsize=(5, 5))

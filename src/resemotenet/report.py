@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .utils.errors import DataError, MissingExtraError
+from .utils.errors import DataError
 from .utils.io import atomic_write_text
+from .utils.mpl import pyplot
 
 NEEDS_ONE_OF = ("results.csv", "test_metrics.json", "metrics.json")
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
@@ -29,20 +30,9 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 .muted{color:#777;font-size:.9em}.kv td{text-align:left}"""
 
 
-def _plt():
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise MissingExtraError("matplotlib", "plot") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def robustness_png(result: dict[str, Any], out: str | Path) -> Path:
     """Accuracy against severity, one line per corruption, clean accuracy dashed."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     levels = result["severities"]
     for name, per in result["corruptions"].items():
@@ -59,7 +49,7 @@ def robustness_png(result: dict[str, Any], out: str | Path) -> Path:
 
 def risk_coverage_png(rc: dict[str, Any], out: str | Path) -> Path:
     """Accuracy on the kept faces against the share kept; the recommended threshold marked."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(rc["curve"]["coverage"], rc["curve"]["accuracy"], label=rc.get("split", "val"))
     if rc.get("test_curve"):

@@ -10,7 +10,9 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (metadata, dynamic batch, parity check)")
     p.add_argument("checkpoint", help="checkpoint (.pt, .safetensors) or 'default'")
-    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--format", default="onnx", choices=["onnx", "safetensors"],
+                   help="onnx, or safetensors: weights + metadata only, for shipping (default: onnx)")
+    p.add_argument("--half", action="store_true", help="safetensors: store weights as fp16 (half the size)")
     p.add_argument("--output", "-o", help="destination file (default: the checkpoint's name with .onnx)")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--check-data", metavar="PATH|synthetic",
@@ -46,6 +48,8 @@ def _check_images(check_data: str | None, n: int):
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.format == "safetensors":
+        return _export_safetensors(args)
     from ..export import export_onnx
 
     src = Path(args.checkpoint)
@@ -56,6 +60,22 @@ def _export(args: argparse.Namespace) -> int:
           f"{r['exporter']} exporter, dynamic batch, {r['seconds']:.1f}s)")
     print(f"parity vs torch on {r['check_source']}: max |logit diff| {r['max_abs_diff']:.2e} "
           f"(limit {r['atol']:.0e}), argmax identical {r['argmax_same']}/{r['n_check']}")
+    return 0
+
+
+def _export_safetensors(args: argparse.Namespace) -> int:
+    """A training checkpoint -> an inference file: weights and metadata, no optimizer state."""
+    from ..models.checkpoint import load_checkpoint, model_from_state, save_model
+    from ..utils.errors import ResEmoteNetError
+
+    output = Path(args.output or Path(args.checkpoint).with_suffix(".safetensors"))
+    if output.exists() and not args.force:
+        raise ResEmoteNetError(f"{output}: already exists (use --force to overwrite)")
+    state, meta, _ = load_checkpoint(args.checkpoint)
+    model = model_from_state(state, meta, args.checkpoint)
+    save_model(output, model, meta, half=args.half)
+    print(f"exported {meta['model']} -> {output} ({_mb(output.stat().st_size)}, "
+          f"{'fp16' if args.half else 'fp32'} safetensors with metadata)")
     return 0
 
 

@@ -1,0 +1,60 @@
+"""Fine-tuning on a team's own faces: start from a trained checkpoint, optionally freeze the stem."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from resemotenet.cli import main
+from resemotenet.models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+from conftest import face_like
+
+FOLDERS = {"angry": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "Surprised": 5, "neutral": 6}
+
+
+@pytest.fixture
+def site_faces(tmp_path):
+    """A team's own data: one folder per emotion (with synonyms), 10 colour images each."""
+    rng = np.random.default_rng(0)
+    for name, label in FOLDERS.items():
+        (tmp_path / "site" / name).mkdir(parents=True)
+        for i in range(10):
+            gray = cv2.resize(face_like(rng, label), (64, 64))
+            cv2.imwrite(str(tmp_path / "site" / name / f"{i}.png"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    return tmp_path / "site"
+
+
+def _finetune(init: str, data, out, capsys) -> int:
+    return main(["train", "--init-from", init, "--data", f"folder:{data}", "--freeze-stem", "--epochs", "1",
+                 "--batch-size", "8", "--output", str(out), "--no-progress",
+                 "--set", "preprocess.size=48", "--set", "preprocess.channels=1",
+                 "--set", "preprocess.mean=[0.5]", "--set", "preprocess.std=[0.25]"])
+
+
+def test_finetune_from_checkpoint_keeps_the_frozen_stem(tiny_checkpoint, site_faces, tmp_path, capsys):
+    assert _finetune(str(tiny_checkpoint), site_faces, tmp_path / "run", capsys) == 0
+    before, _, _ = load_checkpoint(tiny_checkpoint)
+    after, meta, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert meta["dataset"] == "folder"
+    assert torch.equal(before["conv1.weight"], after["conv1.weight"])  # frozen
+    assert torch.equal(before["se.fc.0.weight"], after["se.fc.0.weight"])
+    assert not torch.equal(before["fc4.weight"], after["fc4.weight"])  # trained
+    assert "test (test) acc" in capsys.readouterr().out
+
+
+def test_finetune_from_the_shipped_model(site_faces, tmp_path, capsys):
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the shipped weights are not installed")
+    assert _finetune("default", site_faces, tmp_path / "run", capsys) == 0
+    shipped, _, _ = load_checkpoint(DEFAULT_WEIGHTS)
+    after, _, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert torch.allclose(shipped["conv2.weight"].float(), after["conv2.weight"])
+
+
+def test_finetune_from_an_incompatible_checkpoint_is_refused(tiny_checkpoint, site_faces, tmp_path, capsys):
+    code = main(["train", "--init-from", str(tiny_checkpoint), "--model", "resemotenet_t", "--data",
+                 f"folder:{site_faces}", "--epochs", "1", "--batch-size", "8", "--output", str(tmp_path / "r")])
+    assert code == 2
+    assert "holds 'resemotenet_s'" in capsys.readouterr().err

@@ -144,5 +144,6 @@ def respec(x: torch.Tensor, src: PreprocessSpec, dst: PreprocessSpec) -> torch.T
     std = torch.tensor(src.std, dtype=x.dtype).view(1, -1, 1, 1)
     raw = match_channels(x * std + mean, dst.channels)
     if raw.shape[-1] != dst.size:
-        raw = F.interpolate(raw, size=(dst.size, dst.size), mode="bilinear", align_corners=False)
+        raw = F.interpolate(raw, size=(dst.size, dst.size), mode="bilinear", align_corners=False,
+                            antialias=raw.shape[-1] > dst.size)
     return normalize(raw, dst)

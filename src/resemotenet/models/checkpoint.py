@@ -70,7 +70,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign objects
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({msg[:200]})") from exc
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {msg[:200]})") from exc
     if isinstance(obj, dict) and "resemotenet" in obj:
         extra = {k: v for k, v in obj.items() if k not in ("resemotenet", "model")}
         return obj["model"], json.loads(obj["resemotenet"]), extra

@@ -84,7 +84,11 @@ def main() -> None:
     print(f"\n1. training throughput, {args.model} at 64x64, batch {args.batch} (median of {args.repeats})")
     print(f"{'path':34s} {'img/s':>8s} {'GFLOP/s':>8s} {'x reference':>12s}")
     print(f"{'reference conv3x3 256->256 fwd+bwd':34s} {'':>8s} {ref_gflops:8.1f} {1.0:12.2f}")
+    native_bf16 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     for label, bf16 in (("fp32 channels_last", False), ("bf16 autocast channels_last", True)):
+        if bf16 and not native_bf16:
+            print(f"{label:34s} skipped: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16")
+            continue
         step = train_step_fn(args.model, args.batch, 64, 3, bf16)
         fl = flops_of(step)
         t = median_time(step, args.repeats)

@@ -15,6 +15,8 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = libc.mallopt(m_mmap_threshold, min(threshold, 1 << 25)) == 1
+    m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4
+    ok = libc.mallopt(m_mmap_threshold, min(threshold, 1 << 25)) == 1  # glibc caps this at 32 MiB
+    # the largest weights (151 MB for the full model) exceed that cap: serve them from the heap too
+    ok = ok and libc.mallopt(m_mmap_max, 0) == 1
     return ok and libc.mallopt(m_trim_threshold, threshold) == 1

@@ -25,20 +25,14 @@ import cv2
 import numpy as np
 import torch
 
+from _timing import median_seconds
 from resemotenet.data.dataset import read_image
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+    return median_seconds(fn, repeats, warmup) * 1000
 
 
 def default_model(path: str | None) -> tuple[object, str]:

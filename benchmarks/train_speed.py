@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+from _timing import median_seconds
 
 from resemotenet.config import AugmentConfig, PreprocessSpec
 from resemotenet.data.transforms import augment_batch
@@ -33,14 +34,7 @@ def flops_of(fn) -> int:
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_seconds(fn, repeats, warmup)
 
 
 def conv_reference(repeats: int) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .utils.errors import DataError
 from .utils.io import atomic_write_text
-from .utils.mpl import pyplot
+from .utils.mpl import pyplot, save_figure
 
 NEEDS_ONE_OF = ("results.csv", "test_metrics.json", "metrics.json")
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
@@ -39,12 +39,7 @@ def robustness_png(result: dict[str, Any], out: str | Path) -> Path:
         ax.plot(levels, [per[str(s)]["accuracy"] for s in levels], marker="o", label=name)
     ax.axhline(result["clean"]["accuracy"], color="k", ls="--", label="clean")
     ax.set(xlabel="severity", ylabel="accuracy", xticks=levels, title=f"robustness ({result['split']})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, [ax])
 
 
 def risk_coverage_png(rc: dict[str, Any], out: str | Path) -> Path:
@@ -61,12 +56,7 @@ def risk_coverage_png(rc: dict[str, Any], out: str | Path) -> Path:
                 label=f"min-confidence {rec['min_confidence']:.2f}")
     ax.set(xlabel="coverage (share decided automatically)", ylabel="accuracy on kept faces",
            xlim=(0, 1), title="risk-coverage")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, [ax])
 
 
 # ---- HTML --------------------------------------------------------------------------------

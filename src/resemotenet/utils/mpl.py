@@ -15,3 +15,17 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, out, legend_axes=()) -> "Path":
+    """Grid and legend on ``legend_axes``, tight layout, write ``out`` as PNG, free the figure."""
+    from pathlib import Path
+
+    plt = pyplot()
+    for ax in legend_axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)

@@ -246,3 +246,37 @@ def test_default_parity_check_uses_real_private_test_faces(exported_pair, tmp_pa
     report = export_onnx(exported_pair[0], tmp_path / "m.onnx")
     assert report["check_source"] == "1024 FER2013 PrivateTest faces"
     assert report["n_check"] == report["argmax_same"] == 1024 and report["max_abs_diff"] <= 1e-4
+
+
+def test_torch_backend_folds_batch_norm_without_changing_outputs():
+    torch.manual_seed(3)
+    model = create_model("resemotenet_s", num_classes=7, in_chans=1).eval()
+    for m in model.modules():  # trained-looking statistics, so folding has something to fold
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(5, 1, 48, 48)
+    with torch.no_grad():
+        want = model(x)
+    fused, plain = TorchBackend(model), TorchBackend(model, fuse=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the caller's model is untouched
+    assert (fused(x) - want).abs().max() <= 1e-4 and (plain(x) - want).abs().max() <= 1e-5
+
+
+def test_torch_backend_keeps_an_untraceable_model_unfused():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)
+
+        def forward(self, x):
+            y = self.bn(self.conv(x))
+            return y if float(y.sum()) > 0 else -y  # data-dependent: torch.fx cannot trace it
+
+    model = Branchy()
+    backend = TorchBackend(model)
+    assert backend.model is model
+    assert backend(torch.randn(2, 1, 8, 8)).shape == (2, 2, 6, 6)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from resemotenet.data.dataset import read_image
-from resemotenet.inference.faces import Detection, HaarDetector, create_detector, expand_box, list_detectors
+from resemotenet.inference.faces import (
+    Detection,
+    FaceFollower,
+    HaarDetector,
+    create_detector,
+    expand_box,
+    list_detectors,
+)
 from resemotenet.inference.sources import demo_image
 from resemotenet.utils.errors import ConfigError, MissingExtraError
 
@@ -122,3 +129,67 @@ def test_a_plain_callable_is_a_detector(tiny_checkpoint, astronaut):
     fixed = Predictor(tiny_checkpoint, detector=lambda rgb: [Detection((10, 20, 60, 70))])
     faces = fixed.predict(astronaut)
     assert [f.box for f in faces] == [(10, 20, 60, 70)]
+
+
+class _Spy:
+    """A detector that finds one 40x40 face at a fixed place of the full frame, in whatever
+    window of the frame it is shown (the window's offset is recovered from the pixel values)."""
+
+    def __init__(self, face=(100, 60, 140, 100), lost_after: int | None = None):
+        self.face, self.shapes, self.lost_after = face, [], lost_after
+
+    def __call__(self, rgb):
+        self.shapes.append(rgb.shape[:2])
+        if self.lost_after is not None and len(self.shapes) > self.lost_after:
+            return []
+        oy, ox = int(rgb[0, 0, 0]), int(rgb[0, 0, 1])  # the frame holds y in channel 0, x in 1
+        x0, y0, x1, y1 = self.face
+        if x0 < ox or y0 < oy or x1 > ox + rgb.shape[1] or y1 > oy + rgb.shape[0]:
+            return []
+        return [Detection((x0 - ox, y0 - oy, x1 - ox, y1 - oy), 0.9)]
+
+
+def coordinate_frame(h=200, w=240):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([yy, xx, np.zeros_like(xx)], -1).astype(np.uint8)
+
+
+def test_follower_searches_whole_frames_every_n_and_windows_between():
+    spy = _Spy()
+    follow = FaceFollower(spy, redetect_every=3)
+    frame = coordinate_frame()
+    boxes = [follow(frame) for _ in range(7)]
+    assert all(b == [Detection((100, 60, 140, 100), 0.9)] for b in boxes)  # frame coordinates
+    whole = [i for i, s in enumerate(spy.shapes) if s == (200, 240)]
+    assert whole == [0, 3, 6]
+    assert all(s == (80, 80) for i, s in enumerate(spy.shapes) if i not in whole)  # 2x the face
+
+
+def test_follower_goes_back_to_whole_frames_when_the_face_is_lost():
+    spy = _Spy(lost_after=2)
+    follow = FaceFollower(spy, redetect_every=100)
+    frame = coordinate_frame()
+    assert [len(follow(frame)) for _ in range(4)] == [1, 1, 0, 0]
+    assert spy.shapes == [(200, 240), (80, 80), (80, 80), (200, 240)]
+
+
+def test_follower_every_frame_is_the_plain_detector(astronaut):
+    det = HaarDetector()
+    follow = FaceFollower(det, redetect_every=1)
+    assert [d.box for d in follow(astronaut)] == [d.box for d in det(astronaut)]
+    with pytest.raises(ConfigError, match="redetect_every"):
+        FaceFollower(det, redetect_every=0)
+
+
+def test_follower_keeps_one_box_where_windows_overlap():
+    # two known faces whose windows both hold the same face: reported once
+    follow = FaceFollower(_Spy(), redetect_every=10)
+    follow.frames, follow.boxes = 1, [(100, 60, 140, 100), (104, 62, 144, 102)]
+    assert follow(coordinate_frame()) == [Detection((100, 60, 140, 100), 0.9)]
+
+
+def test_follower_follows_the_real_face_in_the_photo(astronaut):
+    follow = FaceFollower(HaarDetector(), redetect_every=5)
+    first = follow(astronaut)[0].box
+    again = follow(astronaut)[0].box  # found inside the window around the first box
+    assert max(abs(a - b) for a, b in zip(first, again)) <= 6

@@ -151,6 +151,17 @@ def test_video_tracks_faces_with_timestamps(predictor, tmp_path, astronaut):
     assert len(left) == 1 and len(right) == 1 and left != right
 
 
+def test_video_windowed_face_search_matches_whole_frame_search(tiny_checkpoint, tmp_path, astronaut):
+    video = write_video(tmp_path / "two.avi", astronaut, frames=8)
+    every = [[f.box for f in fr.faces] for fr in Predictor(tiny_checkpoint, redetect_every=1).predict_source(video)]
+    windowed = [[f.box for f in fr.faces] for fr in Predictor(tiny_checkpoint, redetect_every=4).predict_source(video)]
+    assert [len(b) for b in windowed] == [len(b) for b in every] == [2] * 8
+    for a, b in zip(every, windowed):
+        assert max(abs(u - v) for ba, bb in zip(a, b) for u, v in zip(ba, bb)) <= 8
+    with pytest.raises(ConfigError, match="redetect_every"):
+        Predictor(tiny_checkpoint, redetect_every=0)
+
+
 def test_video_stride_and_max_frames(predictor, tmp_path, astronaut):
     video = write_video(tmp_path / "v.avi", astronaut, frames=8, faces=1)
     frames = list(predictor.predict_source(video, stride=3))

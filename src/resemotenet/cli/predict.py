@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="face crops per model call (default: 32)")
     p.add_argument("--smoothing", type=float, default=0.6,
                    help="EMA weight of a video face's past probabilities, 0 = none (default: 0.6)")
+    p.add_argument("--redetect-every", type=int, default=10, metavar="N",
+                   help="video: search the whole frame for faces every N analysed frames, only around "
+                        "known faces in between; 1 = whole frame every time (default: 10)")
     p.set_defaults(func=run)
 
     d = sub.add_parser("demo", help="run predict on the shipped photo of astronaut Eileen Collins")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to analyse: give INPUT paths or --webcam INDEX")
     if args.blur_faces and not args.save_annotated:
         raise ConfigError("--blur-faces applies to annotated copies: add --save-annotated DIR")
-    predictor = _predictor(args, batch_size=args.batch_size, smoothing=args.smoothing)
+    predictor = _predictor(args, batch_size=args.batch_size, smoothing=args.smoothing,
+                           redetect_every=args.redetect_every)
     summary = RunSummary()
     annotated = AnnotatedOutput(args.save_annotated, blur=args.blur_faces) if args.save_annotated else None
     started = time.monotonic()

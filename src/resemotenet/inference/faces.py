@@ -180,6 +180,56 @@ class YuNetDetector:
         return _sorted(out)
 
 
+class FaceFollower:
+    """Face search for video: the whole frame every ``redetect_every`` frames (and whenever no
+    face is being followed), in between only a window around each face of the previous frame.
+
+    A face moves little between frames, so searching a window twice its size costs a fraction
+    of a full-frame search (Haar: ~2 ms instead of ~30 ms at 640x480). The price: a face that
+    enters the picture is found at the next full search, at most ``redetect_every - 1`` frames
+    late. ``redetect_every=1`` searches every frame whole. Works with any detector callable.
+    """
+
+    def __init__(self, detector: Callable[[np.ndarray], list[Detection]], redetect_every: int = 10,
+                 window: float = 1.0):
+        if redetect_every < 1 or window < 0:
+            raise ConfigError(f"redetect_every must be >= 1 and window >= 0, got {redetect_every}, {window}")
+        self.detector, self.redetect_every, self.window = detector, redetect_every, window
+        self.boxes: list[Box] = []
+        self.frames = 0
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        if self.frames % self.redetect_every == 0 or not self.boxes:
+            found = self.detector(rgb)
+        else:
+            found = []
+            for box in self.boxes:
+                x0, y0, x1, y1 = expand_box(box, self.window, w, h, square=False)
+                for d in self.detector(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
+                    a, b, c, e = d.box
+                    found.append(Detection((a + x0, b + y0, c + x0, e + y0), d.score))
+            found = _sorted(_dedupe(found))
+        self.frames += 1
+        self.boxes = [d.box for d in found]
+        return found
+
+    def reset(self) -> None:
+        self.boxes, self.frames = [], 0
+
+
+def _dedupe(dets: list[Detection], overlap: float = 0.5) -> list[Detection]:
+    """Drop a detection mostly covered by an earlier one (windows of close faces overlap)."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        x0, y0, x1, y1 = d.box
+        area = (x1 - x0) * (y1 - y0)
+        if all(max(0, min(x1, k.box[2]) - max(x0, k.box[0])) * max(0, min(y1, k.box[3]) - max(y0, k.box[1]))
+               < overlap * area for k in kept):
+            kept.append(d)
+    return kept
+
+
 DETECTORS: dict[str, Callable[..., Callable[[np.ndarray], list[Detection]]]] = {
     "haar": HaarDetector, "mediapipe": MediaPipeDetector, "yunet": YuNetDetector,
 }

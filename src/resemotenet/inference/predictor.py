@@ -25,7 +25,7 @@ from ..data.dataset import read_image
 from ..data.transforms import preprocess_batch, resize_face
 from ..labels import UNCERTAIN
 from ..utils.errors import ConfigError, DataError
-from .faces import Box, Detection, create_detector, crop, expand_box
+from .faces import Box, Detection, FaceFollower, create_detector, crop, expand_box
 from .results import FaceResult, FrameResult
 from .sources import VIDEO_EXTS, Frame, Source, open_source
 
@@ -113,25 +113,28 @@ class Predictor:
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
     ``margin``: the crop grows by this fraction of the face box. Below ``min_confidence`` a
     face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
-    track's past probabilities (0 = none). Arrays passed to ``predict`` are RGB (``bgr=True``
-    for arrays straight from OpenCV).
+    track's past probabilities (0 = none). ``redetect_every``: in a video, the whole frame is
+    searched for faces every N analysed frames and only around the known faces in between
+    (``inference.faces.FaceFollower``; 1 = whole frame every time). Arrays passed to ``predict``
+    are RGB (``bgr=True`` for arrays straight from OpenCV).
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module | None = None,
                  detector: str | Callable[[np.ndarray], list[Detection]] = "haar", margin: float = 0.2,
                  min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
-                 device: str = "cpu", detector_options: dict[str, Any] | None = None):
+                 device: str = "cpu", detector_options: dict[str, Any] | None = None,
+                 redetect_every: int = 10):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        if batch_size < 1 or margin < 0:
-            raise ConfigError("batch_size must be >= 1 and margin >= 0")
+        if batch_size < 1 or margin < 0 or redetect_every < 1:
+            raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")
         self.backend = _backend(model, device)
         meta = self.backend.meta
         self.labels: tuple[str, ...] = tuple(meta["labels"])
         self.spec = PreprocessSpec.from_dict(meta["preprocess"])
         self.temperature = float(meta.get("temperature", 1.0))
         self.detector = detector if callable(detector) else create_detector(detector, **(detector_options or {}))
-        self.margin, self.min_confidence = margin, min_confidence
+        self.margin, self.min_confidence, self.redetect_every = margin, min_confidence, redetect_every
         self.batch_size, self.smoothing = batch_size, _check_smoothing(smoothing)  # now, not at the first video
 
     # -- the building blocks -------------------------------------------------------------------
@@ -146,10 +149,17 @@ class Predictor:
             out.append(torch.softmax(logits.float() / self.temperature, -1).numpy())
         return np.concatenate(out)
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[Box, np.ndarray]]:
-        """(face box, crop with margin) for every face in the frame."""
+    def detect(self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None
+               ) -> list[tuple[Box, np.ndarray]]:
+        """(face box, crop with margin) for every face in the frame (found by ``detector``,
+        default: the Predictor's own)."""
         h, w = rgb.shape[:2]
-        return [(d.box, crop(rgb, expand_box(d.box, self.margin, w, h))) for d in self.detector(rgb)]
+        found = (detector or self.detector)(rgb)
+        return [(d.box, crop(rgb, expand_box(d.box, self.margin, w, h))) for d in found]
+
+    def follower(self) -> FaceFollower:
+        """A fresh video face search (whole frame every ``redetect_every`` frames)."""
+        return FaceFollower(self.detector, self.redetect_every)
 
     def _result(self, frame: Frame, box: Box, probs: np.ndarray, track: int | None) -> FaceResult:
         order = np.argsort(probs)[::-1]
@@ -180,11 +190,13 @@ class Predictor:
         (when a ``Source`` is passed) records irregularities such as a truncated video.
         """
         src = source if isinstance(source, Source) else open_source(source, stride, max_frames)
-        tracker = IoUTracker(smoothing=self.smoothing) if src.kind in ("video", "webcam") else None
+        moving = src.kind in ("video", "webcam")
+        tracker = IoUTracker(smoothing=self.smoothing) if moving else None
+        detector = self.follower() if moving else self.detector
         pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]] = []
         n_crops = 0
         for frame in src:
-            faces = [] if frame.error else self.detect(frame.image)
+            faces = [] if frame.error else self.detect(frame.image, detector)
             pending.append((frame, faces))
             n_crops += len(faces)
             if src.live or n_crops >= self.batch_size:

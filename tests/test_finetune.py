@@ -53,6 +53,26 @@ def test_finetune_from_the_shipped_model(site_faces, tmp_path, capsys):
     assert torch.allclose(shipped["conv2.weight"].float(), after["conv2.weight"])
 
 
+def test_init_from_alone_keeps_the_checkpoints_architecture_and_preprocessing(tiny_checkpoint, site_faces,
+                                                                               tmp_path, capsys):
+    # the README's fine-tuning command as a user types it: no config, no preprocessing flags
+    for init in ("default", str(tiny_checkpoint)):
+        if init == "default" and not DEFAULT_WEIGHTS.is_file():
+            continue
+        out = tmp_path / f"run-{len(init)}"
+        code = main(["train", "--init-from", init, "--data", f"folder:{site_faces}", "--epochs", "1",
+                     "--batch-size", "8", "--output", str(out), "--no-progress"])
+        assert code == 0
+        _, source, _ = load_checkpoint(DEFAULT_WEIGHTS if init == "default" else init)
+        _, meta, _ = load_checkpoint(out / "best.pt")
+        assert meta["model"] == source["model"] and meta["preprocess"] == source["preprocess"]
+    # an explicit setting still wins over the checkpoint's
+    code = main(["train", "--init-from", str(tiny_checkpoint), "--data", f"folder:{site_faces}", "--epochs", "1",
+                 "--batch-size", "8", "--output", str(tmp_path / "r64"), "--no-progress",
+                 "--set", "preprocess.size=64"])
+    assert code == 0 and load_checkpoint(tmp_path / "r64" / "best.pt")[1]["preprocess"]["size"] == 64
+
+
 def test_finetune_from_an_incompatible_checkpoint_is_refused(tiny_checkpoint, site_faces, tmp_path, capsys):
     code = main(["train", "--init-from", str(tiny_checkpoint), "--model", "resemotenet_t", "--data",
                  f"folder:{site_faces}", "--epochs", "1", "--batch-size", "8", "--output", str(tmp_path / "r")])

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--optimizer", choices=["sgd", "adamw"])
         p.add_argument("--scheduler", choices=["cosine", "plateau", "onecycle", "constant"])
         p.add_argument("--output", "-o", help="run folder (config, results.csv, best.pt, last.pt)")
-        p.add_argument("--init-from", help="start from a checkpoint; 'default' = the shipped model")
+        p.add_argument("--init-from", help="start from a checkpoint; 'default' = the shipped model (without --config, "
+                       "its architecture and preprocessing are kept too)")
         p.add_argument("--freeze-stem", action="store_true", help="train only the residual blocks and head")
         p.add_argument("--seed", type=int)
         p.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
@@ -75,11 +76,27 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     return out + list(args.set)
 
 
+def _adopted(args: argparse.Namespace) -> list[str]:
+    """``--init-from`` without ``--config``: the run takes the checkpoint's architecture and
+    preprocessing (flags and ``--set`` still win), so ``train --init-from default --data
+    folder:PATH`` fine-tunes the shipped model as it is."""
+    import json
+
+    if not args.init_from or args.config:
+        return []
+    from ..models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+
+    _, meta, _ = load_checkpoint(DEFAULT_WEIGHTS if args.init_from == "default" else args.init_from)
+    kwargs = {k: v for k, v in meta.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")}
+    return [f"model.name={json.dumps(meta['model'])}", f"model.kwargs={json.dumps(kwargs)}"] + [
+        f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.trainer import train
 
-    cfg = load_config(args.config, overrides_from_args(args))
+    cfg = load_config(args.config, _adopted(args) + overrides_from_args(args))
     result = train(cfg, resume=args.resume)
     _draw_curves(result["run_dir"])
     return 0

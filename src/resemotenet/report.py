@@ -231,7 +231,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     name = html.escape(run.name)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>resemotenet report: {name}'
             f'</title><style>{CSS}</style></head><body><h1>Run report: {name}</h1>'
-            f'<p class="muted">{html.escape(str(run.resolve()))}</p>{_config(run)}{body}</body></html>\n')
+            f'<p class="muted">{html.escape(str(run))}</p>{_config(run)}{body}</body></html>\n')
     out = Path(output) if output else run / "report.html"
     atomic_write_text(out, page)
     return out

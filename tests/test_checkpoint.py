@@ -111,3 +111,13 @@ def test_cli_exports_a_half_precision_safetensors_for_shipping(tiny_checkpoint, 
     with torch.no_grad():
         assert torch.allclose(full(x), small(x), atol=1e-2)
     assert main(["export", str(tiny_checkpoint), "--format", "safetensors", "-o", str(out)]) == 2  # exists
+
+
+def test_shipped_names_resolve_and_a_missing_one_says_so(monkeypatch, tmp_path):
+    from resemotenet.models import checkpoint
+
+    monkeypatch.setitem(checkpoint.SHIPPED, "fast", tmp_path / "gone.safetensors")
+    with pytest.raises(CheckpointError, match="shipped 'fast' weights are not installed"):
+        checkpoint.load_model("fast")
+    assert checkpoint.resolve_weights(tmp_path / "mine.pt") == tmp_path / "mine.pt"
+    assert checkpoint.resolve_weights(None) == checkpoint.SHIPPED["default"]

@@ -358,3 +358,15 @@ def test_default_model_sees_the_astronaut_smile():
         pytest.skip(f"the shipped weights {DEFAULT_WEIGHTS} are not installed yet")
     faces = Predictor().predict(demo_image())
     assert [f.label for f in faces] == ["happy"]
+
+
+def test_fast_shipped_model_is_48x48_and_sees_the_smile_too():
+    from resemotenet.models import load_model
+    from resemotenet.models.checkpoint import SHIPPED
+
+    if not SHIPPED["fast"].is_file() or not SHIPPED["default"].is_file():
+        pytest.skip("the shipped weights are not installed")
+    fast, default = load_model("fast"), load_model()
+    assert fast.pretrained_cfg["preprocess"]["size"] == 48 and default.pretrained_cfg["preprocess"]["size"] == 96
+    assert fast.pretrained_cfg["labels"] == default.pretrained_cfg["labels"]
+    assert [f.label for f in Predictor("fast").predict(demo_image())] == ["happy"]

@@ -14,5 +14,5 @@ def open_model(path: str) -> tuple[Any, dict]:
         return backend, backend.meta
     from ..models import load_model
 
-    model = load_model(None if path == "default" else path)
+    model = load_model(path)
     return model, model.pretrained_cfg

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint or .onnx file (default: the shipped model)")
+    p.add_argument("--model", help="checkpoint or .onnx file, or a shipped name: default (96x96) or fast (48x48) "
+                   "(default: %(default)s)", default="default")
     p.add_argument("--detector", default="haar", help="face detector: haar, mediapipe or yunet (default: haar)")
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
     p.add_argument("--min-face", type=int, metavar="PX",

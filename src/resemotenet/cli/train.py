@@ -30,8 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--optimizer", choices=["sgd", "adamw"])
         p.add_argument("--scheduler", choices=["cosine", "plateau", "onecycle", "constant"])
         p.add_argument("--output", "-o", help="run folder (config, results.csv, best.pt, last.pt)")
-        p.add_argument("--init-from", help="start from a checkpoint; 'default' = the shipped model (without --config, "
-                       "its architecture and preprocessing are kept too)")
+        p.add_argument("--init-from", help="start from a checkpoint or a shipped model ('default', 'fast'); "
+                       "without --config, its architecture and preprocessing are kept too")
         p.add_argument("--freeze-stem", action="store_true", help="train only the residual blocks and head")
         p.add_argument("--seed", type=int)
         p.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
@@ -84,9 +84,9 @@ def _adopted(args: argparse.Namespace) -> list[str]:
 
     if not args.init_from or args.config:
         return []
-    from ..models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+    from ..models.checkpoint import load_checkpoint
 
-    _, meta, _ = load_checkpoint(DEFAULT_WEIGHTS if args.init_from == "default" else args.init_from)
+    _, meta, _ = load_checkpoint(args.init_from)
     kwargs = {k: v for k, v in meta.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")}
     return [f"model.name={json.dumps(meta['model'])}", f"model.kwargs={json.dumps(kwargs)}"] + [
         f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()]

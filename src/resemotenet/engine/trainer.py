@@ -59,9 +59,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from another checkpoint (``default`` = the shipped model); a head of another size
     is left freshly initialised."""
-    from ..models.checkpoint import DEFAULT_WEIGHTS
-
-    path = DEFAULT_WEIGHTS if cfg.init_from == "default" else cfg.init_from
+    path = cfg.init_from  # a file, or a shipped name ('default', 'fast')
     state, meta, _ = load_checkpoint(path)
     if meta["model"] != cfg.model.name:
         raise CheckpointError(f"{path}: holds {meta['model']!r}, config asks for {cfg.model.name!r}")

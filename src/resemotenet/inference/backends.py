@@ -169,4 +169,4 @@ def open_backend(model: str | Path | nn.Module | None = None, **kw: Any) -> Torc
         return OnnxBackend(model, **kw)
     from ..models import load_model
 
-    return TorchBackend(load_model(None if model in (None, "default") else model), device, fuse)
+    return TorchBackend(load_model(model), device, fuse)

@@ -25,6 +25,19 @@ from .registry import create_model
 
 FORMAT = "resemotenet/1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
+# Weights inside the package, by name: "default" (96x96, the more accurate) and "fast" (48x48, ~3.5x
+# less compute per face; RECIPES.md has both recipes and accuracies).
+SHIPPED = {"default": DEFAULT_WEIGHTS, "fast": DEFAULT_WEIGHTS.with_name("fast.safetensors")}
+
+
+def resolve_weights(path: str | Path | None) -> Path:
+    """The file behind a shipped name ('default', 'fast'; None = 'default'), else ``path``."""
+    key = "default" if path is None else str(path)
+    if key in SHIPPED:
+        if not SHIPPED[key].is_file():
+            raise CheckpointError(f"{SHIPPED[key]}: the shipped {key!r} weights are not installed")
+        return SHIPPED[key]
+    return Path(path)  # type: ignore[arg-type]
 # The paper's preprocessing: 64x64 grayscale copied to 3 channels, ImageNet statistics.
 PAPER_PREPROCESS = PreprocessSpec()
 
@@ -60,8 +73,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """Return ``(state_dict, meta, extra)``; ``extra`` holds training state of ``.pt`` files."""
-    path = Path(path)
+    """Return ``(state_dict, meta, extra)``; ``extra`` holds training state of ``.pt`` files.
+    ``path`` may also be a shipped name ('default', 'fast')."""
+    path = resolve_weights(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":
@@ -125,14 +139,12 @@ def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where
 
 
 def load_model(path: str | Path | None = None) -> nn.Module:
-    """Load a model ready for inference (eval mode). No argument: the shipped default model.
+    """Load a model ready for inference (eval mode). No argument: the shipped default model;
+    'fast': the shipped 48x48 model.
 
     ``model.pretrained_cfg`` holds the metadata: labels, preprocessing, temperature.
     """
-    if path is None or str(path) == "default":
-        if not DEFAULT_WEIGHTS.is_file():
-            raise CheckpointError(f"{DEFAULT_WEIGHTS}: the default weights are not installed")
-        path = DEFAULT_WEIGHTS
+    path = resolve_weights(path)
     state, meta, _ = load_checkpoint(path)
     return model_from_state(state, meta, str(path)).eval()
 

@@ -1,7 +1,8 @@
 """Inference speed on this CPU, printed as figures (not a test).
 
 (a) Latency of classifying one face crop, batch 1 (median): the model's forward pass alone,
-    and crop -> probabilities (resize, preprocess, forward, softmax), torch eager; the same
+    and crop -> probabilities (resize, preprocess, forward, softmax), torch eager (batch norms
+    folded into the convolutions, as the Predictor runs it, and not folded, side by side); the same
     through onnxruntime when ``--onnx`` is given. Target: <= 3 ms per crop.
 (b) End-to-end frames/s on 640x480 frames holding one face: decode JPEG bytes, detect, crop,
     classify, with the time of each stage. Target: >= 30 frames/s. Two face searches side by
@@ -29,6 +30,7 @@ import torch
 
 from _timing import median_seconds
 from resemotenet.data.dataset import read_image
+from resemotenet.inference.backends import open_backend
 from resemotenet.inference.faces import FaceFollower
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image
@@ -113,6 +115,9 @@ def main() -> None:
     face = found[0][1] if found else frame[100:260, 260:420]
     print(f"\n(a) one face crop, batch 1 (median of {args.repeats} runs)")
     crop_latency(pred, face, args.repeats, "torch eager")
+    plain = Predictor(open_backend(model, fuse=False) if not isinstance(model, str) or not model.endswith(".onnx")
+                      else model)
+    crop_latency(plain, face, args.repeats, "torch eager, BN not folded")
     if args.onnx:
         crop_latency(Predictor(args.onnx), face, args.repeats, "onnxruntime")
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -30,7 +30,7 @@ import torch
 
 from _timing import median_seconds
 from resemotenet.data.dataset import read_image
-from resemotenet.inference.backends import open_backend
+from resemotenet.inference.backends import TorchBackend, open_backend
 from resemotenet.inference.faces import FaceFollower
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image
@@ -115,9 +115,8 @@ def main() -> None:
     face = found[0][1] if found else frame[100:260, 260:420]
     print(f"\n(a) one face crop, batch 1 (median of {args.repeats} runs)")
     crop_latency(pred, face, args.repeats, "torch eager")
-    plain = Predictor(open_backend(model, fuse=False) if not isinstance(model, str) or not model.endswith(".onnx")
-                      else model)
-    crop_latency(plain, face, args.repeats, "torch eager, BN not folded")
+    if isinstance(pred.backend, TorchBackend):
+        crop_latency(Predictor(open_backend(model, fuse=False)), face, args.repeats, "torch eager, BN not folded")
     if args.onnx:
         crop_latency(Predictor(args.onnx), face, args.repeats, "onnxruntime")
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])

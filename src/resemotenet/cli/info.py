@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..data.readers import list_readers
     from ..models import create_model, list_models
-    from ..models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+    from ..models.checkpoint import SHIPPED, load_checkpoint
 
     if args.checkpoint:
         _, meta, _ = load_checkpoint(args.checkpoint)
@@ -32,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
             n = sum(p.numel() for p in create_model(name).parameters())
         print(f"  {name:28s} {n:>12,d} parameters")
     print("datasets: " + ", ".join(list_readers()))
-    if DEFAULT_WEIGHTS.is_file():
-        _, meta, _ = load_checkpoint(DEFAULT_WEIGHTS)
-        print(f"default model: {meta['model']} {meta['preprocess']} labels={meta['labels']}")
-    else:
-        print("default model: not installed")
+    for shipped, path in SHIPPED.items():
+        if path.is_file():
+            _, meta, _ = load_checkpoint(path)
+            print(f"{shipped} model: {meta['model']} {meta['preprocess']} labels={meta['labels']}")
+        else:
+            print(f"{shipped} model: not installed")
     return 0

@@ -160,7 +160,7 @@ def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], l
 
 def open_backend(model: str | Path | nn.Module | None = None, **kw: Any) -> TorchBackend | OnnxBackend:
     """A backend for a checkpoint path, an ONNX path (by extension; ``kw`` go to ``OnnxBackend``),
-    a loaded module, or None / 'default' (the shipped model). ``device`` applies to torch only."""
+    a loaded module, or None / a shipped name ('default', 'fast'). ``device`` applies to torch only."""
     device = kw.pop("device", "cpu")
     fuse = kw.pop("fuse", True)
     if isinstance(model, nn.Module):

@@ -55,8 +55,8 @@ class HaarDetector:
     Speed is set by the smallest face searched for: the frame is shrunk by ``24 / min_face``
     (24 px is the cascade's window), so a 640x480 frame is searched at 320x240 with the default
     ``min_face=48``; faces smaller than that are not reported (a model trained on 48x48 faces
-    gains nothing from them). 64 is ~1.8x faster but misses ~100 px faces now and then (a face must span well over
-    the 24 px window to be found reliably). Lower it for group photos with small faces.
+    gains nothing from them). 64 is ~1.8x faster but misses ~100 px faces now and then (a face
+    must span well over the 24 px window to be found reliably). Lower it for group photos with small faces.
     ``scale_factor`` 1.1 is OpenCV's default pyramid step (1.2 is ~1.6x faster, misses more);
     ``min_neighbors`` 5 trades a few missed faces for far fewer false ones.
     """
@@ -213,9 +213,6 @@ class FaceFollower:
         self.frames += 1
         self.boxes = [d.box for d in found]
         return found
-
-    def reset(self) -> None:
-        self.boxes, self.frames = [], 0
 
 
 def _dedupe(dets: list[Detection], overlap: float = 0.5) -> list[Detection]:

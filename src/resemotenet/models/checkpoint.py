@@ -38,6 +38,8 @@ def resolve_weights(path: str | Path | None) -> Path:
             raise CheckpointError(f"{SHIPPED[key]}: the shipped {key!r} weights are not installed")
         return SHIPPED[key]
     return Path(path)  # type: ignore[arg-type]
+
+
 # The paper's preprocessing: 64x64 grayscale copied to 3 channels, ImageNet statistics.
 PAPER_PREPROCESS = PreprocessSpec()
 

@@ -42,6 +42,18 @@ def test_one_epoch_fit_writes_a_self_describing_run(fer2013_csv, tmp_path):
     assert extra["epoch"] == 0
 
 
+def test_every_epoch_is_kept_and_averages(fer2013_csv, tmp_path, capsys):
+    train(tiny_cfg(fer2013_csv, tmp_path / "run", "save_every_epoch=true"))
+    run = tmp_path / "run"
+    kept = sorted(p.name for p in run.glob("epoch*.safetensors"))
+    assert kept == ["epoch001.safetensors", "epoch002.safetensors"]
+    last, _, _ = load_checkpoint(run / "last.pt")
+    state, meta, _ = load_checkpoint(run / "epoch002.safetensors")
+    assert meta["epoch"] == 1 and all(torch.equal(state[k], last[k]) for k in last)
+    assert main(["average", *(str(run / k) for k in kept), "-o", str(run / "avg.pt")]) == 0
+    assert "averaged 2 checkpoints" in capsys.readouterr().out
+
+
 def test_resume_continues_exactly(fer2013_csv, tmp_path, monkeypatch):
     torch.set_num_threads(1)  # bit-exact comparison needs the same reduction order
     train(tiny_cfg(fer2013_csv, tmp_path / "straight"))

@@ -107,6 +107,7 @@ class TrainConfig:
     distill_temperature: float = 4.0
     progress: bool = True
     max_steps_per_epoch: int | None = None
+    save_every_epoch: bool = False  # also keep epochNNN.safetensors (weights only), e.g. for `resemotenet average`
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

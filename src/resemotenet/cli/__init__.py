@@ -19,7 +19,7 @@ from ..utils.errors import ResEmoteNetError
 # inside each module's ``run``).
 COMMANDS = {
     "train": "train", "distill": "train", "eval": "evaluate", "info": "info",
-    "predict": "predict", "demo": "predict", "export": "export", "quantize": "export",
+    "predict": "predict", "demo": "predict", "export": "export", "quantize": "export", "average": "export",
     "audit": "trust", "calibrate": "trust", "report": "trust",
 }
 

@@ -32,9 +32,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing output file")
     q.set_defaults(func=run)
 
+    a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
+    a.add_argument("checkpoints", nargs="+", help="two or more checkpoints of the same model")
+    a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
+    a.add_argument("--bn-data", metavar="NAME:PATH",
+                   help="re-estimate batch-norm statistics on this dataset's training split (no augmentation)")
+    a.add_argument("--bn-size", type=int, help="use the first N training images for the statistics")
+    a.add_argument("--half", action="store_true", help="store fp16 weights")
+    a.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    a.set_defaults(func=run)
+
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "average":
+        return _average(args)
     return _quantize(args) if args.command == "quantize" else _export(args)
+
+
+def _average(args: argparse.Namespace) -> int:
+    from ..engine.averaging import average_checkpoints
+
+    bn_images = None
+    if args.bn_data:
+        from ..config import DataConfig, PreprocessSpec
+        from ..data.dataset import build_splits, materialize
+        from ..data.readers import get_reader
+        from ..models.checkpoint import load_checkpoint
+        from .common import parse_data_spec
+
+        name, root = parse_data_spec(args.bn_data)
+        train = build_splits(get_reader(name)(root), DataConfig(name=name, root=root, limit=args.bn_size))["train"]
+        spec = PreprocessSpec.from_dict(load_checkpoint(args.checkpoints[0])[1]["preprocess"])
+        bn_images = materialize(train, spec.size, gray=spec.channels == 1)
+    r = average_checkpoints(args.checkpoints, args.output, bn_images=bn_images, half=args.half, force=args.force)
+    bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
+    print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")
+    return 0
 
 
 def _check_images(check_data: str | None, n: int):

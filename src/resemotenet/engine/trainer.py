@@ -1,7 +1,8 @@
 """The generic training loop: data in memory, an objective from ``tasks``, callbacks for the rest.
 
 A run folder describes itself: ``config.yaml`` (resolved), ``results.csv`` (one row per epoch),
-``best.pt`` (chosen on validation) and ``last.pt`` (for ``--resume``), ``test_metrics.json``
+``best.pt`` (chosen on validation) and ``last.pt`` (for ``--resume``), with ``save_every_epoch``
+``epochNNN.safetensors`` (weights of every epoch, for weight averaging), ``test_metrics.json``
 (measured once, from ``best.pt``, after training); the CLI draws ``curves.png``.
 """
 
@@ -209,6 +210,9 @@ class Trainer:
                     self.plateau.step(val["accuracy"])
                 row["best_val_acc"] = self.stopper.best
                 self._save("last.pt", epoch)
+                if cfg.save_every_epoch:
+                    save_model(self.out / f"epoch{epoch + 1:03d}.safetensors", self.model,
+                               {**self.meta, "epoch": epoch})
                 if improved:
                     self._save("best.pt", epoch)
                 logger.log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})

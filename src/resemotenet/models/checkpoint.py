@@ -153,3 +153,38 @@ def load_model(path: str | Path | None = None) -> nn.Module:
 
 def preprocess_of(model: nn.Module) -> PreprocessSpec:
     return PreprocessSpec.from_dict(model.pretrained_cfg["preprocess"])  # type: ignore[attr-defined]
+
+
+def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Uniform average of the weights of several checkpoints of one model (weight averaging along
+    a training run, as in SWA, or a "model soup"). Floating tensors are averaged in fp32; integer
+    buffers (batch-norm counters) are taken from the last file. The metadata is the last file's,
+    with the sources listed under ``averaged_from``."""
+    if len(paths) < 2:
+        raise ConfigError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
+    total: dict[str, torch.Tensor] = {}
+    first_meta: dict[str, Any] | None = None
+    for p in paths:
+        state, meta, _ = load_checkpoint(p)
+        if first_meta is None:
+            first_meta, total = meta, {k: v.float().clone() if v.is_floating_point() else v.clone()
+                                       for k, v in state.items()}
+            continue
+        same = (meta["model"], meta.get("model_kwargs"), meta["labels"], meta["preprocess"])
+        if same != (first_meta["model"], first_meta.get("model_kwargs"), first_meta["labels"],
+                    first_meta["preprocess"]):
+            raise CheckpointError(f"{p}: model, labels or preprocessing differ from {paths[0]}; "
+                                  "only checkpoints of one model can be averaged")
+        if set(state) != set(total) or any(state[k].shape != total[k].shape for k in total):
+            raise CheckpointError(f"{p}: weights do not match {paths[0]}")
+        for k, v in state.items():
+            if v.is_floating_point():
+                total[k] += v.float()
+            else:
+                total[k] = v.clone()
+        first_meta = {**first_meta, **{k: meta[k] for k in ("temperature",) if k in meta}}
+    n = float(len(paths))
+    avg = {k: v / n if v.is_floating_point() else v for k, v in total.items()}
+    meta = dict(first_meta or {})
+    meta["averaged_from"] = [str(p) for p in paths]
+    return avg, meta

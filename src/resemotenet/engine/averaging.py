@@ -1,0 +1,47 @@
+"""Weight averaging of checkpoints (SWA-style, along one training run) with an optional
+re-estimate of the batch-norm statistics on training images: averaged weights do not match the
+averaged running statistics exactly, and ``torch.optim.swa_utils.update_bn`` recomputes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import PreprocessSpec
+from ..data.transforms import preprocess_batch
+from ..models.checkpoint import average_states, model_from_state, save_model
+from ..utils.errors import ResEmoteNetError
+
+
+def recompute_bn(model: nn.Module, images: np.ndarray | torch.Tensor, spec: PreprocessSpec,
+                 batch_size: int = 256) -> int:
+    """Reset and re-estimate every batch norm's running mean and variance from ``images`` (uint8,
+    no augmentation), as a cumulative average over all of them. Returns the number of images."""
+    if len(images) == 0:
+        raise ResEmoteNetError("no images to re-estimate the batch-norm statistics from")
+    batches = (preprocess_batch(images[i:i + batch_size], spec) for i in range(0, len(images), batch_size))
+    torch.optim.swa_utils.update_bn(batches, model)
+    model.eval()
+    return len(images)
+
+
+def average_checkpoints(paths: list[str | Path], output: str | Path, bn_images: np.ndarray | None = None,
+                        half: bool = False, force: bool = False, batch_size: int = 256) -> dict[str, Any]:
+    """Average ``paths`` into ``output`` (.safetensors or .pt); ``bn_images`` re-estimates BN."""
+    output = Path(output)
+    if output.exists() and not force:
+        raise ResEmoteNetError(f"{output}: already exists (use --force to overwrite)")
+    state, meta = average_states(list(paths))
+    model = model_from_state(state, meta, str(paths[-1]))
+    n_bn = 0
+    if bn_images is not None:
+        spec = PreprocessSpec.from_dict(meta["preprocess"])
+        with torch.no_grad():
+            n_bn = recompute_bn(model, bn_images, spec, batch_size)
+        meta["bn_recomputed_on"] = n_bn
+    save_model(output, model.eval(), meta, half=half)
+    return {"output": str(output), "n": len(paths), "bn_images": n_bn, "model": meta["model"]}

@@ -86,6 +86,13 @@ def test_learning_rate_schedule_warmup_and_cosine():
     assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
 
 
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(str(path), [])
+    assert cfg.epochs > 0 and cfg.model.num_classes == 7 and cfg.output.startswith("runs/")
+
+
 def test_unknown_config_key_is_an_error_naming_it():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
         load_config(None, ["epoch=3"])

@@ -52,19 +52,16 @@ def run(args: argparse.Namespace) -> int:
 def _average(args: argparse.Namespace) -> int:
     from ..engine.averaging import average_checkpoints
 
-    bn_images = None
+    bn_split = None
     if args.bn_data:
-        from ..config import DataConfig, PreprocessSpec
-        from ..data.dataset import build_splits, materialize
+        from ..config import DataConfig
+        from ..data.dataset import build_splits
         from ..data.readers import get_reader
-        from ..models.checkpoint import load_checkpoint
         from .common import parse_data_spec
 
         name, root = parse_data_spec(args.bn_data)
-        train = build_splits(get_reader(name)(root), DataConfig(name=name, root=root, limit=args.bn_size))["train"]
-        spec = PreprocessSpec.from_dict(load_checkpoint(args.checkpoints[0])[1]["preprocess"])
-        bn_images = materialize(train, spec.size, gray=spec.channels == 1)
-    r = average_checkpoints(args.checkpoints, args.output, bn_images=bn_images, half=args.half, force=args.force)
+        bn_split = build_splits(get_reader(name)(root), DataConfig(name=name, root=root, limit=args.bn_size))["train"]
+    r = average_checkpoints(args.checkpoints, args.output, bn_split=bn_split, half=args.half, force=args.force)
     bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
     print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")
     return 0

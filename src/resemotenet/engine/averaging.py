@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import PreprocessSpec
+from ..data.dataset import Split, materialize
 from ..data.transforms import preprocess_batch
 from ..models.checkpoint import average_states, model_from_state, save_model
 from ..utils.errors import ResEmoteNetError
@@ -29,19 +30,21 @@ def recompute_bn(model: nn.Module, images: np.ndarray | torch.Tensor, spec: Prep
     return len(images)
 
 
-def average_checkpoints(paths: list[str | Path], output: str | Path, bn_images: np.ndarray | None = None,
+def average_checkpoints(paths: list[str | Path], output: str | Path, bn_split: Split | None = None,
                         half: bool = False, force: bool = False, batch_size: int = 256) -> dict[str, Any]:
-    """Average ``paths`` into ``output`` (.safetensors or .pt); ``bn_images`` re-estimates BN."""
+    """Average ``paths`` into ``output`` (.safetensors or .pt); ``bn_split``'s images (at the
+    checkpoints' input size, un-augmented) re-estimate the batch norms."""
     output = Path(output)
     if output.exists() and not force:
         raise ResEmoteNetError(f"{output}: already exists (use --force to overwrite)")
     state, meta = average_states(list(paths))
     model = model_from_state(state, meta, str(paths[-1]))
     n_bn = 0
-    if bn_images is not None:
+    if bn_split is not None:
         spec = PreprocessSpec.from_dict(meta["preprocess"])
+        images = materialize(bn_split, spec.size, gray=spec.channels == 1)
         with torch.no_grad():
-            n_bn = recompute_bn(model, bn_images, spec, batch_size)
+            n_bn = recompute_bn(model, images, spec, batch_size)
         meta["bn_recomputed_on"] = n_bn
-    save_model(output, model.eval(), meta, half=half)
+    save_model(output, model, meta, half=half)
     return {"output": str(output), "n": len(paths), "bn_images": n_bn, "model": meta["model"]}

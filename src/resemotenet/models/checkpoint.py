@@ -162,29 +162,26 @@ def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], di
     with the sources listed under ``averaged_from``."""
     if len(paths) < 2:
         raise ConfigError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
-    total: dict[str, torch.Tensor] = {}
-    first_meta: dict[str, Any] | None = None
+
+    def identity(m: dict[str, Any]) -> tuple:
+        return m["model"], m.get("model_kwargs"), m["labels"], m["preprocess"]
+
+    total, ref = {}, None
     for p in paths:
         state, meta, _ = load_checkpoint(p)
-        if first_meta is None:
-            first_meta, total = meta, {k: v.float().clone() if v.is_floating_point() else v.clone()
-                                       for k, v in state.items()}
-            continue
-        same = (meta["model"], meta.get("model_kwargs"), meta["labels"], meta["preprocess"])
-        if same != (first_meta["model"], first_meta.get("model_kwargs"), first_meta["labels"],
-                    first_meta["preprocess"]):
+        if ref is None:
+            ref = identity(meta)
+        elif identity(meta) != ref:
             raise CheckpointError(f"{p}: model, labels or preprocessing differ from {paths[0]}; "
                                   "only checkpoints of one model can be averaged")
-        if set(state) != set(total) or any(state[k].shape != total[k].shape for k in total):
+        elif set(state) != set(total) or any(state[k].shape != total[k].shape for k in total):
             raise CheckpointError(f"{p}: weights do not match {paths[0]}")
         for k, v in state.items():
-            if v.is_floating_point():
+            if not v.is_floating_point():
+                total[k] = v.clone()
+            elif k in total:
                 total[k] += v.float()
             else:
-                total[k] = v.clone()
-        first_meta = {**first_meta, **{k: meta[k] for k in ("temperature",) if k in meta}}
-    n = float(len(paths))
-    avg = {k: v / n if v.is_floating_point() else v for k, v in total.items()}
-    meta = dict(first_meta or {})
-    meta["averaged_from"] = [str(p) for p in paths]
-    return avg, meta
+                total[k] = v.float().clone()
+    avg = {k: v / len(paths) if v.is_floating_point() else v for k, v in total.items()}
+    return avg, {**meta, "averaged_from": [str(p) for p in paths]}

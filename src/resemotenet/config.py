@@ -71,6 +71,12 @@ class AugmentConfig:
     contrast: float = 0.0
     erasing: float = 0.0
     mixup: float = 0.0
+    # camera-like degradations (each: the probability a face gets it, then its largest strength)
+    blur: float = 0.0
+    blur_sigma: float = 2.0  # Gaussian sigma in pixels of a 48-pixel face, drawn from [0, blur_sigma]
+    noise: float = 0.0
+    noise_sigma: float = 24.0  # Gaussian noise sigma in grey levels, drawn from [0, noise_sigma]
+    gamma: float = 0.0  # log-gamma drawn from [-gamma, gamma] (dim or washed-out light)
 
 
 @dataclass

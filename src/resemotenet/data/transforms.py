@@ -81,6 +81,7 @@ def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig,
         c = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * aug.contrast
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = ((x - mean) * c + mean * b).clamp_(0, 1)
+    x = _degrade(x, aug, gen)
     x = normalize(x, spec)
     if aug.erasing > 0:
         x = _erase(x, aug.erasing, gen)
@@ -102,6 +103,42 @@ def _affine(n: int, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
         torch.stack([sin * flip, cos, ty], 1),
     ], 1)
     return theta
+
+
+def _degrade(x: torch.Tensor, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Camera-like degradations on [0, 1] images: gamma (light), Gaussian blur (focus, motion),
+    Gaussian noise (sensor); each applied to a random subset of the batch at a random strength."""
+    n = x.shape[0]
+    if aug.gamma > 0:
+        g = torch.exp((torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * aug.gamma)
+        x = x.clamp_min(1e-6).pow(g)
+    if aug.blur > 0:
+        sigma = torch.rand(n, generator=gen) * aug.blur_sigma * x.shape[-1] / 48.0
+        sigma = torch.where(torch.rand(n, generator=gen) < aug.blur, sigma, torch.zeros_like(sigma))
+        x = gaussian_blur(x, sigma)
+    if aug.noise > 0:
+        sd = torch.rand(n, 1, 1, 1, generator=gen) * (aug.noise_sigma / 255.0)
+        sd = sd * (torch.rand(n, 1, 1, 1, generator=gen) < aug.noise)
+        x = (x + torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd).clamp_(0, 1)
+    return x
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image separable Gaussian blur of (N, C, H, W) with sigma (N,) in pixels (0 = unchanged)."""
+    n, c, h, w = x.shape
+    smax = float(sigma.max()) if n else 0.0
+    if smax < 0.1:
+        return x
+    r = max(1, min(int(math.ceil(3 * smax)), (min(h, w) - 1) // 2))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    s = sigma.to(x.dtype).clamp_min(1e-3).view(-1, 1)
+    k = torch.exp(-0.5 * (t.view(1, -1) / s) ** 2)
+    k = torch.where(sigma.view(-1, 1) < 0.1, (t.view(1, -1) == 0).to(x.dtype), k)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N*C, 2r+1)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k.view(n * c, 1, 1, -1), groups=n * c)
+    y = F.conv2d(y, k.view(n * c, 1, -1, 1), groups=n * c)
+    return y.view(n, c, h, w)
 
 
 def _erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:

@@ -132,17 +132,47 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)
 
 
-def read(root: str | Path, use_cache: bool = True) -> dict[str, Split]:
+def read(root: str | Path, use_cache: bool = True, ferplus: str | Path | None = None,
+         ferplus_weight: float = 0.5) -> dict[str, Split]:
+    """FER2013's splits with FER2013's labels. ``ferplus=PATH`` (``fer2013new.csv``) adds FER+
+    crowd votes as soft training targets: ``(1 - ferplus_weight) * one_hot(FER2013 label) +
+    ferplus_weight * FER+ vote distribution`` on Training rows (rows FER+ marks as not-a-face or
+    unknown keep their one-hot target). Validation and test keep FER2013's labels, so selection
+    and the reported numbers stay comparable with every other FER2013 result."""
     path = find_csv(root)
     if path.is_dir():
+        if ferplus is not None:
+            raise DataError(f"{path}: ferplus= joins FER+ votes by csv row order; an image folder cannot be")
         from .fer2013_folder import read as read_folder
 
         return read_folder(path)
     a = load_arrays(path, use_cache)
+    soft = None if ferplus is None else blended_targets(a, Path(ferplus), float(ferplus_weight))
     out = {}
     for code, usage in enumerate(USAGES):
         idx = np.flatnonzero(a["usage"] == code)
+        split_soft = soft[idx] if soft is not None and usage == "Training" else None
         out[PROTOCOL[usage]] = Split(
             name=PROTOCOL[usage], labels=a["emotion"][idx], label_names=EMOTIONS7,
-            images=a["pixels"][idx], ids=[f"row{i}" for i in idx], source=str(path))
+            images=a["pixels"][idx], soft=split_soft, ids=[f"row{i}" for i in idx], source=str(path))
     return out
+
+
+def blended_targets(arrays: dict[str, np.ndarray], ferplus_csv: Path, weight: float) -> np.ndarray:
+    """(N, 7) float32 targets: FER2013's one-hot label blended with FER+'s 7-class vote distribution."""
+    from .ferplus import parse_votes, soft_labels  # ferplus imports this module
+
+    if not 0.0 <= weight <= 1.0:
+        raise DataError(f"ferplus_weight must lie in [0, 1], got {weight}")
+    if ferplus_csv.is_dir():
+        ferplus_csv = ferplus_csv / "fer2013new.csv"
+    usage, names, votes = parse_votes(ferplus_csv)
+    if len(usage) != len(arrays["usage"]) or (usage != arrays["usage"]).any():
+        raise DataError(f"{ferplus_csv}: rows do not line up with the FER2013 csv ({len(usage):,} vs "
+                        f"{len(arrays['usage']):,} rows, or a different Usage order); the files must be "
+                        f"the same release")
+    ferplus_label, dist = soft_labels(votes, 7)
+    usable = (ferplus_label >= 0) & np.array([bool(n) for n in names])
+    onehot = np.eye(7, dtype=np.float32)[arrays["emotion"]]
+    blend = (1.0 - weight) * onehot + weight * dist
+    return np.where(usable[:, None], blend, onehot).astype(np.float32)

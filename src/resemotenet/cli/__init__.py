@@ -20,7 +20,7 @@ from ..utils.errors import ResEmoteNetError
 COMMANDS = {
     "train": "train", "distill": "train", "eval": "evaluate", "info": "info",
     "predict": "predict", "demo": "predict", "export": "export", "quantize": "export", "average": "export",
-    "audit": "trust", "calibrate": "trust", "report": "trust",
+    "audit": "trust", "calibrate": "trust", "report": "trust", "serve": "serve",
 }
 
 

@@ -1,0 +1,102 @@
+"""Routes for video / camera jobs and for the review queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from .errors import Forbidden, NotFound
+from .service import Service
+
+
+class JobRequest(BaseModel):
+    """``source``: a file name inside the media folder, an rtsp/http(s) URL, or a device index."""
+
+    source: str | int
+    stride: int = Field(1, ge=1, le=1000)
+    max_frames: int | None = Field(None, ge=1)
+
+
+class ReviewLabel(BaseModel):
+    label: str
+
+
+def add_job_routes(app: FastAPI, service: Service) -> None:
+    jobs = service.jobs
+
+    @app.post("/v1/jobs", status_code=201, summary="Start a job on a media file, stream URL or device")
+    async def start(req: JobRequest) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()  # opening a stream can take its timeout: not on the event loop
+        job = await loop.run_in_executor(None, jobs.start, req.source, req.stride, req.max_frames)
+        return job.to_dict()
+
+    @app.post("/v1/jobs/upload", status_code=201, summary="Start a job on an uploaded clip (raw body)")
+    async def upload(request: Request, stride: int = 1, name: str = "upload") -> dict[str, Any]:
+        data = await request.body()
+        loop = asyncio.get_running_loop()
+        job = await loop.run_in_executor(None, jobs.upload, data, name, max(1, stride))
+        return job.to_dict()
+
+    @app.get("/v1/jobs", summary="Every job, newest first")
+    async def list_jobs() -> dict[str, Any]:
+        return {"jobs": [j.to_dict() for j in sorted(jobs.jobs.values(), key=lambda j: -j.started)]}
+
+    @app.get("/v1/jobs/{job_id}", summary="A job's state and progress, with any stream gaps")
+    async def status(job_id: str) -> dict[str, Any]:
+        return jobs.get(job_id).to_dict()
+
+    @app.post("/v1/jobs/{job_id}/stop", summary="Stop a job (its results stay)")
+    async def stop(job_id: str) -> dict[str, Any]:
+        job = jobs.get(job_id)
+        job.stop()
+        await asyncio.get_running_loop().run_in_executor(None, job.wait, 10)
+        return job.to_dict()
+
+    @app.get("/v1/jobs/{job_id}/results", summary="Face rows so far, as JSONL or CSV")
+    async def results(job_id: str, format: str = "jsonl") -> PlainTextResponse:
+        job = jobs.get(job_id)
+        if format not in ("jsonl", "csv"):
+            raise NotFound(f"unknown format {format!r}; jsonl or csv")
+        text = job.jsonl() if format == "jsonl" else job.csv(service.labels)
+        media = "application/x-ndjson" if format == "jsonl" else "text/csv"
+        return PlainTextResponse(text, media_type=media,
+                                 headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{format}"'})
+
+    @app.get("/v1/jobs/{job_id}/timeline", summary="Emotion shares per time window")
+    async def timeline(job_id: str, window: float = 5.0) -> dict[str, Any]:
+        job = jobs.get(job_id)
+        window = min(max(window, 0.1), 3600.0)
+        return {"window": window, "windows": job.timeline(window), "gaps": job.to_dict()["gaps"]}
+
+
+def _store(service: Service) -> Any:
+    if service.review is None:
+        raise Forbidden("review is off: start the service with --review DIR")
+    return service.review
+
+
+def add_review_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/v1/review", summary="Uncertain faces waiting for a label, oldest first")
+    async def queue(limit: int = 50) -> dict[str, Any]:
+        store = _store(service)
+        return {"items": store.pending(min(max(limit, 1), 500)), "counts": store.counts(),
+                "labels": list(service.labels), "min_confidence": service.predictor.min_confidence}
+
+    @app.get("/v1/review/{item_id}/image", summary="The crop of a pending face (JPEG)")
+    async def image(item_id: str) -> Response:
+        return Response(_store(service).image(item_id), media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.post("/v1/review/{item_id}", summary="Label a face: a class name, no_face or skip")
+    async def label(item_id: str, body: ReviewLabel) -> dict[str, Any]:
+        return _store(service).label(item_id, body.label)
+
+    @app.get("/v1/review-export", summary="The labelled faces as a zip laid out as a folder: dataset")
+    async def export() -> Response:
+        data = await asyncio.get_running_loop().run_in_executor(None, _store(service).export_zip)
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": 'attachment; filename="reviewed.zip"'})

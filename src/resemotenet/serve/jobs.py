@@ -1,0 +1,211 @@
+"""Video and camera jobs: a file inside the media folder, an uploaded clip, a stream URL or a
+device index, each analysed in its own thread by the Predictor.
+
+Results stay in memory (nothing is written to disk) and are served as JSONL or CSV and as
+per-time-window emotion shares. An uploaded clip is written to a private temporary file only
+because OpenCV decodes from a path; the file is unlinked as soon as it is opened, so it never
+outlives the open handle. Camera streams reconnect with back-off (``streams.ReconnectingStream``)
+and report each gap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..inference.sources import VIDEO_EXTS, Source, VideoSource
+from ..utils.errors import DataError
+from .errors import Forbidden, NotFound, Unavailable, Unprocessable, UnsupportedMedia
+from .imaging import sniff_video
+from .streams import ReconnectingStream, check_stream_url, open_capture
+
+MAX_JOBS = 4  # running at once; each takes a core's share of detection
+MAX_ROWS = 200_000  # face rows kept per job; beyond it the job says how many it dropped
+
+
+class Job:
+    def __init__(self, service: Any, source: Source, kind: str, stride: int):
+        self.id, self.kind, self.source, self.service = uuid.uuid4().hex[:16], kind, source, service
+        self.state, self.error = "running", None
+        self.frames = self.faces = self.dropped_rows = 0
+        self.rows: list[dict[str, Any]] = []
+        self.labels: Counter[str] = Counter()
+        self.started, self.ended = time.time(), None
+        self.stride = stride
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-{self.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for fr in self.service.predictor.predict_source(self.source):
+                self._add(fr)
+                if self._stop.is_set():
+                    break
+            self.state = "stopped" if self._stop.is_set() else "done"
+        except DataError as exc:
+            self.state, self.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not pass for success; the job says what broke
+            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ended = time.time()
+
+    def _add(self, fr: Any) -> None:
+        self.frames += 1
+        for face in fr.faces:
+            self.faces += 1
+            self.labels[face.label] += 1
+            if len(self.rows) < MAX_ROWS:
+                self.rows.append(face.to_dict())
+            else:
+                self.dropped_rows += 1
+        self.service.metrics.count_faces([f.label for f in fr.faces])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if isinstance(self.source, ReconnectingStream):
+            self.source.stop()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def to_dict(self) -> dict[str, Any]:
+        src = self.source
+        declared = getattr(src, "declared", 0) or None
+        read = getattr(src, "frames_read", None)
+        state = "reconnecting" if self.state == "running" and getattr(src, "reconnecting", False) else self.state
+        notes = list(src.notes) + ([f"result rows beyond {MAX_ROWS:,} not kept: {self.dropped_rows}"]
+                                   if self.dropped_rows else [])
+        elapsed = (self.ended or time.time()) - self.started
+        return {"id": self.id, "kind": self.kind, "source": src.name, "state": state, "error": self.error,
+                "frames": self.frames, "faces": self.faces, "stride": self.stride,
+                "progress": round(read / declared, 4) if declared and read is not None else None,
+                "declared_frames": declared, "frames_per_s": round(self.frames / max(elapsed, 1e-6), 2),
+                "labels": dict(self.labels.most_common()), "gaps": list(getattr(src, "gaps", [])),
+                "notes": notes, "started": self.started, "ended": self.ended}
+
+    def jsonl(self) -> str:
+        import json
+
+        return "".join(json.dumps(r) + "\n" for r in self.rows)
+
+    def csv(self, labels: tuple[str, ...]) -> str:
+        """The CLI's CSV layout (``inference.results.CsvWriter``): one row per face."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
+                   + [f"p_{n}" for n in labels])
+        for d in self.rows:
+            top2 = "" if d["top2"] is None else "|".join(f"{n}:{p:.4f}" for n, p in d["top2"])
+            w.writerow([d["source"], d["frame"], "" if d["timestamp"] is None else d["timestamp"], *d["box"],
+                        d["label"], d["score"], "" if d["track"] is None else d["track"], top2]
+                       + [d["probabilities"].get(n, "") for n in labels])
+        return buf.getvalue()
+
+    def timeline(self, window: float) -> list[dict[str, Any]]:
+        """Emotion shares per ``window`` seconds: each label's share of the faces seen in it."""
+        buckets: dict[int, Counter[str]] = {}
+        for d in self.rows:
+            if d["timestamp"] is not None:
+                buckets.setdefault(int(d["timestamp"] // window), Counter())[d["label"]] += 1
+        out = []
+        for k in sorted(buckets):
+            c = buckets[k]
+            n = sum(c.values())
+            out.append({"start": round(k * window, 3), "end": round((k + 1) * window, 3), "faces": n,
+                        "shares": {lab: round(v / n, 4) for lab, v in c.most_common()}})
+        return out
+
+
+class JobManager:
+    def __init__(self, service: Any, open_timeout_s: float = 5.0, give_up_s: float = 120.0):
+        self.service, self.open_timeout_s, self.give_up_s = service, open_timeout_s, give_up_s
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.state == "running")
+
+    def get(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def _register(self, source: Source, kind: str, stride: int) -> Job:
+        with self._lock:
+            if self.running() >= MAX_JOBS:
+                raise Unavailable(f"{MAX_JOBS} jobs are running; stop one first")
+            job = Job(self.service, source, kind, stride)
+            self.jobs[job.id] = job
+        return job
+
+    def start(self, source: str | int, stride: int = 1, max_frames: int | None = None) -> Job:
+        """Open the source (blocking: call it from a worker thread) and start the job."""
+        if stride < 1 or (max_frames is not None and max_frames < 1):
+            raise Unprocessable("stride and max_frames must be >= 1")
+        if self.running() >= MAX_JOBS:
+            raise Unavailable(f"{MAX_JOBS} jobs are running; stop one first")
+        if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+            return self._stream(int(source), "device", stride, max_frames)
+        if "://" in source:
+            return self._stream(check_stream_url(source), "stream", stride, max_frames)
+        return self._register(VideoSource(self._media_path(source), stride, max_frames), "file", stride)
+
+    def _stream(self, target: str | int, kind: str, stride: int, max_frames: int | None) -> Job:
+        if isinstance(target, int) and not 0 <= target < 64:
+            raise Unprocessable(f"device index must be 0..63, got {target}")
+        try:
+            cap = open_capture(target, self.open_timeout_s)
+        except DataError as exc:
+            raise Unprocessable(str(exc)) from exc
+        if cap is None:
+            what = f"camera {target}" if kind == "device" else "the stream"
+            raise Unavailable(f"{what} did not answer within {self.open_timeout_s:.0f} s")
+        src = ReconnectingStream(target, cap, stride, max_frames, self.open_timeout_s, give_up_s=self.give_up_s)
+        return self._register(src, kind, stride)
+
+    def _media_path(self, name: str) -> Path:
+        """A path inside the media folder, checked after resolving links and '..'."""
+        root = self.service.settings.media_dir
+        if root is None:
+            raise Forbidden("file jobs are off: start the service with --media-dir DIR")
+        base = Path(root).resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base):
+            raise Forbidden("the path leaves the media folder")
+        if not path.is_file():
+            raise NotFound(f"no file {name!r} in the media folder")
+        if path.suffix.lower() not in VIDEO_EXTS:
+            raise UnsupportedMedia(f"not a video file name ({', '.join(sorted(VIDEO_EXTS))})")
+        return path
+
+    def upload(self, data: bytes, name: str, stride: int = 1) -> Job:
+        """A job on an uploaded clip (sniffed); its temporary file is gone once it is opened."""
+        sniff_video(data)
+        fd, tmp = tempfile.mkstemp(prefix="resemotenet-clip-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                src = VideoSource(Path(tmp), stride)
+            except DataError as exc:
+                raise Unprocessable("the clip cannot be decoded (damaged, or a codec OpenCV lacks)") from exc
+        finally:
+            os.unlink(tmp)
+        src.name = Path(name).name[:120] or "upload"
+        return self._register(src, "upload", stride)
+
+    def stop_all(self) -> None:
+        for job in list(self.jobs.values()):
+            job.stop()
+        for job in list(self.jobs.values()):
+            job.wait(5)

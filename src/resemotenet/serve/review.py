@@ -1,0 +1,128 @@
+"""The review queue: face crops the model was unsure of, waiting for a person's label.
+
+Exists only when review is switched on (``--review DIR``); it is then the one place the service
+writes face crops. Layout, so that the labelled part is a ``folder:`` dataset as it stands::
+
+    DIR/pending/<id>.jpg + <id>.json   waiting (at most ``max_pending``; the oldest go first)
+    DIR/labelled/<emotion>/<id>.jpg    a person's label: train with --data folder:DIR/labelled
+
+"no face" deletes the crop; "skip" sends it to the back of the queue. Ids are random hex,
+checked by pattern before they touch a path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..inference.results import FaceResult
+from .errors import NotFound, Unprocessable
+from .imaging import encode_jpeg
+
+ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+NO_FACE, SKIP = "no_face", "skip"
+
+
+class ReviewStore:
+    def __init__(self, directory: str | Path, labels: tuple[str, ...], max_pending: int = 2000):
+        self.root, self.labels, self.max_pending = Path(directory), tuple(labels), max_pending
+        self.pending_dir, self.labelled_dir = self.root / "pending", self.root / "labelled"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.labelled_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.dropped = 0  # pending crops removed by the retention limit
+
+    def _path(self, item_id: str, suffix: str) -> Path:
+        if not ID_PATTERN.match(item_id):
+            raise NotFound(f"no review item {item_id!r}")
+        return self.pending_dir / f"{item_id}{suffix}"
+
+    def add(self, crop: np.ndarray, face: FaceResult, source: str) -> str:
+        """Queue one crop with the model's view of it; enforce the retention limit."""
+        item_id = uuid.uuid4().hex
+        ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
+        meta = {"id": item_id, "source": source, "time": time.time(), "score": face.score,
+                "top2": [[n, round(p, 4)] for n, p in ranked[:2]],
+                "probabilities": {k: round(v, 4) for k, v in face.probabilities.items()}}
+        with self._lock:
+            self._path(item_id, ".jpg").write_bytes(encode_jpeg(crop))
+            self._path(item_id, ".json").write_text(json.dumps(meta))
+            self._retain()
+        return item_id
+
+    def _retain(self) -> None:
+        items = self._pending_files()
+        for old in items[:max(0, len(items) - self.max_pending)]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".jpg").unlink(missing_ok=True)
+            self.dropped += 1
+
+    def _pending_files(self) -> list[Path]:
+        """Queue order: oldest first (modification time; 'skip' touches a file to the back)."""
+        files = [p for p in self.pending_dir.glob("*.json") if ID_PATTERN.match(p.stem)]
+        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def pending_count(self) -> int:
+        return len(self._pending_files())
+
+    def pending(self, limit: int = 50) -> list[dict[str, Any]]:
+        out = []
+        for p in self._pending_files()[:limit]:
+            try:
+                out.append(json.loads(p.read_text()))
+            except (OSError, ValueError):
+                continue  # labelled or dropped meanwhile
+        return out
+
+    def image(self, item_id: str) -> bytes:
+        path = self._path(item_id, ".jpg")
+        if not path.is_file():
+            raise NotFound(f"no review item {item_id!r}")
+        return path.read_bytes()
+
+    def label(self, item_id: str, label: str) -> dict[str, Any]:
+        """Assign a label (a class name, 'no_face' or 'skip') to a pending crop."""
+        if label not in self.labels and label not in (NO_FACE, SKIP):
+            raise Unprocessable(f"label {label!r} is not a class; valid: {', '.join(self.labels)}, {NO_FACE}, {SKIP}")
+        jpg, meta = self._path(item_id, ".jpg"), self._path(item_id, ".json")
+        with self._lock:
+            if not meta.is_file():
+                raise NotFound(f"no pending review item {item_id!r}")
+            if label == SKIP:
+                now = time.time_ns()
+                os.utime(meta, ns=(now, now))
+                return {"id": item_id, "label": SKIP}
+            if label == NO_FACE:
+                jpg.unlink(missing_ok=True)
+            else:
+                dst = self.labelled_dir / label
+                dst.mkdir(exist_ok=True)
+                jpg.replace(dst / jpg.name)
+            meta.unlink(missing_ok=True)
+        return {"id": item_id, "label": label}
+
+    def counts(self) -> dict[str, Any]:
+        labelled = {d.name: sum(1 for _ in d.glob("*.jpg")) for d in sorted(self.labelled_dir.iterdir())
+                    if d.is_dir()}
+        return {"pending": self.pending_count(), "labelled": labelled, "dropped": self.dropped,
+                "max_pending": self.max_pending, "folder": str(self.labelled_dir)}
+
+    def export_zip(self) -> bytes:
+        """The labelled crops as a zip laid out as a ``folder:`` dataset (``<emotion>/<id>.jpg``)."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            for d in sorted(self.labelled_dir.iterdir()):
+                if d.is_dir() and d.name in self.labels:
+                    for f in sorted(d.glob("*.jpg")):
+                        zf.write(f, f"{d.name}/{f.name}")
+        return buf.getvalue()

@@ -1,0 +1,83 @@
+"""What the service is allowed to do, decided once at start-up and checked there.
+
+The defaults are the safe ones: bound to the loopback interface, no token needed there and a
+token required for any other bind, nothing written to disk (review off), no file jobs (no media
+folder), and limits on upload size and image pixels.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.dataset import MAX_PIXELS
+from ..utils.errors import ConfigError
+
+TOKEN_ENV = "RESEMOTENET_TOKEN"
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+@dataclass
+class ServeSettings:
+    """Every knob of ``resemotenet serve``; the CLI flags carry the same names."""
+
+    model: str = "default"
+    min_confidence: float = 0.5
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    review: str | None = None  # folder for the review queue; None = review off, nothing written
+    review_max: int = 2000  # pending review crops kept; the oldest go first
+    media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
+    detector: str = "haar"
+    device: str = "cpu"
+    batching: bool = True
+    max_batch: int = 64  # face crops per model call
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_queue: int = 256  # requests waiting for the model; beyond this the service answers 503
+    max_upload_mb: float = 16.0  # one image request
+    max_clip_mb: float = 512.0  # one uploaded video clip
+    max_pixels: int = MAX_PIXELS
+    max_crops: int = 256  # face crops in one /v1/classify request
+    workers: int = 2  # threads for decoding and face detection
+
+    def __post_init__(self) -> None:
+        if self.token is None:
+            self.token = os.environ.get(TOKEN_ENV) or None
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.max_batch < 1 or self.max_queue < 1 or self.workers < 1 or self.max_crops < 1:
+            raise ConfigError("max_batch, max_queue, max_crops and workers must be >= 1")
+        if self.max_wait_ms < 0 or self.max_upload_mb <= 0 or self.max_clip_mb <= 0 or self.max_pixels < 1:
+            raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
+        if self.review_max < 1:
+            raise ConfigError(f"review_max must be >= 1, got {self.review_max}")
+        if not self.local and not self.token:
+            raise ConfigError(f"binding to {self.host} exposes the service beyond this machine: give --token "
+                              f"or set {TOKEN_ENV}")
+        if self.token is not None and len(self.token) < 8:
+            raise ConfigError("the token must be at least 8 characters")
+        if self.media_dir is not None and not Path(self.media_dir).is_dir():
+            raise ConfigError(f"{self.media_dir}: media folder not found")
+
+    @property
+    def local(self) -> bool:
+        """True when only this machine can connect (a loopback address or ``localhost``)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_clip_bytes(self) -> int:
+        return int(self.max_clip_mb * 1024 * 1024)

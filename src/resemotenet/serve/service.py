@@ -54,7 +54,7 @@ class Service:
         from .review import ReviewStore
 
         self.review = ReviewStore(settings.review, self.labels, settings.review_max) if settings.review else None
-        self.jobs = JobManager(self)
+        self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s)
         self.metrics.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: self.batcher.depth)
         self.metrics.gauge("resemotenet_model_calls_total", "Model calls made by the micro-batcher.",
                            lambda: self.batcher.calls)

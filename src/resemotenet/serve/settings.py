@@ -42,6 +42,8 @@ class ServeSettings:
     max_pixels: int = MAX_PIXELS
     max_crops: int = 256  # face crops in one /v1/classify request
     workers: int = 2  # threads for decoding and face detection
+    stream_timeout_s: float = 5.0  # a stream that does not answer within this is refused (503)
+    stream_give_up_s: float = 120.0  # a dropped stream is retried this long before its job fails
 
     def __post_init__(self) -> None:
         if self.token is None:
@@ -54,6 +56,8 @@ class ServeSettings:
             raise ConfigError("max_batch, max_queue, max_crops and workers must be >= 1")
         if self.max_wait_ms < 0 or self.max_upload_mb <= 0 or self.max_clip_mb <= 0 or self.max_pixels < 1:
             raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
+        if self.stream_timeout_s <= 0 or self.stream_give_up_s <= 0:
+            raise ConfigError("stream_timeout_s and stream_give_up_s must be > 0")
         if self.review_max < 1:
             raise ConfigError(f"review_max must be >= 1, got {self.review_max}")
         if not self.local and not self.token:

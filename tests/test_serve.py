@@ -1,0 +1,360 @@
+"""``resemotenet serve`` against a real uvicorn server on 127.0.0.1 (a free port), over httpx.
+
+Covers the endpoints, the micro-batcher, jobs on a clip and on a loopback MJPEG stream that is
+cut and restored, the review loop, the token, and every bad-input path of the issue. Skipped
+when the ``serve`` extra (fastapi, uvicorn, httpx) is not installed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import struct
+import threading
+import time
+import zipfile
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'resemotenet[serve]'")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'resemotenet[serve]'")
+httpx = pytest.importorskip("httpx", reason="httpx is not installed (part of the test extra)")
+
+from resemotenet.inference.sources import demo_image
+from resemotenet.serve.batcher import MicroBatcher
+from resemotenet.serve.server import ServerThread
+from resemotenet.serve.settings import ServeSettings
+from resemotenet.utils.errors import ConfigError
+
+TOKEN = "s3cret-token-for-tests"
+PHOTO = demo_image().read_bytes()
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def face_crop() -> bytes:
+    """The astronaut's face region as a JPEG (a crop a caller's own detector would send)."""
+    cv2 = _cv2()
+    img = cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imencode(".jpg", img[50:180, 160:290])[1].tobytes()
+
+
+def huge_png(side: int = 20000) -> bytes:
+    """A valid PNG header declaring side x side pixels, with a tiny body: a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def write_clip(path, frames: int = 24) -> None:
+    cv2 = _cv2()
+    img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (320, 320))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (320, 320))
+    for _ in range(frames):
+        w.write(img)
+    w.release()
+
+
+class MJPEGServer:
+    """An HTTP MJPEG camera on loopback that can be cut (``stop``) and restored on the same port."""
+
+    def __init__(self, port: int = 0):
+        cv2 = _cv2()
+        img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (320, 320))
+        jpeg, live = cv2.imencode(".jpg", img)[1].tobytes(), threading.Event()
+        self.live = live
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while live.is_set():
+                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                        self.wfile.write(head + jpeg + b"\r\n")
+                        time.sleep(1 / 15)
+                except OSError:
+                    pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        live.set()
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.live.clear()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    media = tmp_path_factory.mktemp("media")
+    write_clip(media / "clip.mp4")
+    return {"media": media, "review": tmp_path_factory.mktemp("review")}
+
+
+@pytest.fixture(scope="module")
+def server(dirs):
+    # min_confidence 0.99: the photo's face (p ~ 0.93) is 'uncertain', so it feeds the review queue
+    settings = ServeSettings(port=0, min_confidence=0.99, review=str(dirs["review"]), review_max=3,
+                             media_dir=str(dirs["media"]), max_upload_mb=2, max_wait_ms=50,
+                             stream_timeout_s=1.5, stream_give_up_s=30)
+    with ServerThread(settings) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def _error(r, status: int) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert list(body) == ["error"] and "\n" not in body["error"]
+    return body["error"]
+
+
+def test_predict_finds_the_face_and_marks_it_uncertain(client):
+    r = client.post("/v1/predict", content=PHOTO)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (512, 512)
+    (face,) = body["faces"]
+    x0, y0, x1, y1 = face["box"]
+    assert 140 < x0 < x1 < 320 and 30 < y0 < y1 < 220
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert face["uncertain"] is True and face["label"] == "uncertain"
+    assert face["top2"][0][0] == "happy"  # the model's best guess, handed to a person
+
+
+def test_classify_one_or_many_crops_in_order(client):
+    crop = face_crop()
+    one = client.post("/v1/classify", content=crop).json()["faces"]
+    many = client.post("/v1/classify", files=[("f", (f"c{i}.jpg", crop, "image/jpeg")) for i in range(3)])
+    assert many.status_code == 200, many.text
+    faces = many.json()["faces"]
+    assert [f["name"] for f in faces] == ["c0.jpg", "c1.jpg", "c2.jpg"]
+    assert all(abs(f["score"] - one[0]["score"]) < 1e-4 for f in faces)
+    assert max(faces[0]["probabilities"], key=faces[0]["probabilities"].get) == "happy"
+
+
+def test_bad_input_gets_the_right_status_and_the_server_keeps_serving(client):
+    assert "empty" in _error(client.post("/v1/predict", content=b""), 400)
+    _error(client.post("/v1/predict", content=b"%PDF-1.4 not an image at all"), 415)
+    assert "truncated" in _error(client.post("/v1/predict", content=PHOTO[: len(PHOTO) // 2]), 400)
+    assert "pixel" in _error(client.post("/v1/predict", content=huge_png()), 413)
+    _error(client.post("/v1/predict", content=b"\xff\xd8\xff" + b"\0" * (3 * 1024 * 1024)), 413)  # > 2 MB
+    _error(client.post("/v1/predict?model=nope", content=PHOTO), 404)
+    _error(client.post("/v1/classify", files=[("f", ("a.txt", b"hello", "text/plain"))]), 415)
+    _error(client.post("/v1/jobs", json={"stride": 1}), 422)
+    _error(client.post("/v1/jobs", json={"source": "file:///etc/passwd"}), 422)
+    _error(client.post("/v1/jobs", json={"source": "../../etc/passwd.mp4"}), 403)
+    _error(client.get("/v1/jobs/doesnotexist"), 404)
+    _error(client.get("/v1/review/../../etc/image"), 404)
+    assert client.post("/v1/predict", content=PHOTO).status_code == 200
+
+
+def test_a_stream_that_never_answers_is_503(client):
+    with socket.socket() as silent:  # accepts connections, never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        r = client.post("/v1/jobs", json={"source": f"http://127.0.0.1:{silent.getsockname()[1]}/cam"})
+    assert "did not answer" in _error(r, 503)
+    assert time.monotonic() - started < 10
+    assert client.get("/healthz").status_code == 200
+
+
+def test_micro_batcher_merges_concurrent_requests():
+    calls = []
+
+    def fn(crops):
+        calls.append(len(crops))
+        time.sleep(0.02)
+        return np.stack([np.full(3, float(c[0, 0, 0])) for c in crops])
+
+    for enabled, expect_merged in ((True, True), (False, False)):
+        calls.clear()
+        b = MicroBatcher(fn, max_batch=64, max_wait_s=0.05, enabled=enabled)
+        futs = [b.submit([np.full((2, 2, 3), i, np.uint8)] * 2) for i in range(8)]
+        results = [f.result(5) for f in futs]
+        b.close()
+        assert all((r == i).all() and r.shape == (2, 3) for i, r in enumerate(results))  # each gets its own rows
+        assert (len(calls) < 8) == expect_merged and sum(calls) == 16
+
+
+def test_concurrent_http_requests_share_model_calls(client):
+    def calls() -> float:
+        line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith("resemotenet_model_calls"))
+        return float(line.split()[-1])
+
+    before, crop = calls(), face_crop()
+    out: list[int] = []
+
+    def one():
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as c:
+            out.append(c.post("/v1/classify", content=crop).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [200] * 12
+    assert calls() - before < 12
+
+
+def test_models_healthz_metrics_openapi(client):
+    models = client.get("/v1/models").json()
+    assert models["models"][0]["labels"][3] == "happy"
+    assert client.get("/healthz").json()["status"] == "ok"
+    text = client.get("/metrics").text
+    assert 'resemotenet_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert 'resemotenet_requests_total{method="POST",route="/v1/predict",status="415"}' in text
+    assert "resemotenet_faces_total" in text and "resemotenet_queue_depth" in text
+    assert "resemotenet_request_seconds_bucket" in text
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<script" in page.text and "//cdn" not in page.text
+
+
+def test_cross_origin_and_foreign_host_are_refused(client):
+    _error(client.get("/v1/models", headers={"Origin": "http://evil.example"}), 403)
+    assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 403
+    assert "access-control-allow-origin" not in client.get("/v1/models").headers
+
+
+def test_video_file_job_progress_results_timeline(client):
+    job = client.post("/v1/jobs", json={"source": "clip.mp4"}).json()
+    job = _wait(client, job["id"], lambda j: j["state"] != "running")
+    assert job["state"] == "done" and job["frames"] == 24 and job["faces"] >= 20
+    assert job["progress"] == 1.0
+    rows = [json.loads(x) for x in client.get(f"/v1/jobs/{job['id']}/results").text.splitlines()]
+    assert len(rows) == job["faces"] and rows[0]["track"] == 1
+    csv_text = client.get(f"/v1/jobs/{job['id']}/results?format=csv").text
+    assert csv_text.startswith("source,frame,timestamp,x0") and len(csv_text.splitlines()) == job["faces"] + 1
+    windows = client.get(f"/v1/jobs/{job['id']}/timeline?window=1").json()["windows"]
+    assert len(windows) == 2 and abs(sum(windows[0]["shares"].values()) - 1) < 1e-3
+
+
+def test_uploaded_clip_job_and_non_video_upload(client, dirs):
+    data = (dirs["media"] / "clip.mp4").read_bytes()
+    job = client.post("/v1/jobs/upload?name=my.mp4&stride=4", content=data).json()
+    job = _wait(client, job["id"], lambda j: j["state"] != "running")
+    assert job["state"] == "done" and job["frames"] == 6 and job["source"] == "my.mp4"
+    _error(client.post("/v1/jobs/upload", content=PHOTO), 415)
+
+
+def test_stream_job_reconnects_and_reports_the_gap(client):
+    cam = MJPEGServer()
+    job = client.post("/v1/jobs", json={"source": f"http://127.0.0.1:{cam.port}/cam.mjpg"})
+    assert job.status_code == 201, job.text
+    jid = job.json()["id"]
+    _wait(client, jid, lambda j: j["frames"] >= 3)
+    cam.stop()
+    _wait(client, jid, lambda j: j["state"] == "reconnecting")
+    time.sleep(1.0)
+    cam = MJPEGServer(cam.port)
+    try:
+        job = _wait(client, jid, lambda j: j["gaps"] and j["gaps"][0]["end"] is not None and j["state"] == "running")
+        frames = job["frames"]
+        _wait(client, jid, lambda j: j["frames"] > frames)
+        gap = job["gaps"][0]
+        assert gap["seconds"] >= 1.0 and gap["attempts"] >= 1
+        assert any("no frames from" in n for n in job["notes"])
+        stopped = client.post(f"/v1/jobs/{jid}/stop").json()
+        assert stopped["state"] == "stopped"
+    finally:
+        cam.stop()
+
+
+def test_review_queue_label_export_and_retention(client, dirs):
+    for _ in range(5):
+        assert client.post("/v1/predict", content=PHOTO).status_code == 200
+    queue = client.get("/v1/review").json()
+    assert queue["counts"]["pending"] == 3 and queue["counts"]["dropped"] >= 2  # review_max=3
+    item = queue["items"][0]
+    assert item["top2"][0][0] == "happy"
+    img = client.get(f"/v1/review/{item['id']}/image")
+    assert img.status_code == 200 and img.content[:3] == b"\xff\xd8\xff"
+    assert "not a class" in _error(client.post(f"/v1/review/{item['id']}", json={"label": "joyful"}), 422)
+    assert client.post(f"/v1/review/{item['id']}", json={"label": "happy"}).json()["label"] == "happy"
+    _error(client.post(f"/v1/review/{item['id']}", json={"label": "happy"}), 404)  # already labelled
+    assert (dirs["review"] / "labelled" / "happy" / f"{item['id']}.jpg").is_file()
+    names = zipfile.ZipFile(io.BytesIO(client.get("/v1/review-export").content)).namelist()
+    assert f"happy/{item['id']}.jpg" in names
+
+
+def test_live_websocket_answers_frames_with_tracked_faces(server):
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http", "ws") + "/v1/live") as ws:
+        ws.send(json.dumps({"token": None}))
+        assert json.loads(ws.recv())["ready"] is True
+        tracks = []
+        for _ in range(2):
+            ws.send(PHOTO)
+            tracks += [f["track"] for f in json.loads(ws.recv())["faces"]]
+        assert tracks == [1, 1]
+        ws.send(b"garbage")
+        assert "error" in json.loads(ws.recv())  # one bad frame, the connection stays
+        ws.send(PHOTO)
+        assert json.loads(ws.recv())["faces"]
+
+
+def test_token_is_required_when_set(monkeypatch):
+    with pytest.raises(ConfigError, match="token"):
+        ServeSettings(host="0.0.0.0")
+    monkeypatch.setenv("RESEMOTENET_TOKEN", TOKEN)
+    assert ServeSettings(host="0.0.0.0").token == TOKEN
+    with ServerThread(ServeSettings(port=0, model="fast")) as s, httpx.Client(base_url=s.url) as c:
+        assert "needs an API token" in _error(c.get("/v1/models"), 401)
+        _error(c.get("/v1/models", headers={"Authorization": "Bearer wrong-token-123"}), 401)
+        _error(c.get("/metrics", headers={"X-API-Token": "wrong"}), 401)
+        assert c.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+        from websockets.sync.client import connect
+
+        with connect(s.url.replace("http", "ws") + "/v1/live") as ws:
+            ws.send(json.dumps({"token": "wrong"}))
+            assert "token" in json.loads(ws.recv())["error"]
+
+
+def test_cli_without_the_extra_names_it(monkeypatch, capsys):
+    import sys
+
+    from resemotenet.cli import main
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "resemotenet[serve]" in err and "pip install" in err
+
+
+def _wait(client, job_id: str, done, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if done(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job did not get there in {timeout} s: {job}")
+        time.sleep(0.1)

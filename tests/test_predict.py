@@ -295,14 +295,24 @@ def test_cli_folder_keeps_going_and_exits_1(tmp_path, astronaut, tiny_checkpoint
     folder = make_folder(tmp_path, astronaut)
     out = tmp_path / "results.csv"
     code = main(["predict", str(folder), "--model", str(tiny_checkpoint), "--output", str(out)])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert code == 1
-    assert "failed (2):" in printed and "cut.jpg" in printed and "notes.png" in printed
+    printed = captured.err  # failures go to stderr, and to an errors file beside the results
+    assert "failed (2, listed in" in printed and "cut.jpg" in printed and "notes.png" in printed
+    assert "cut.jpg" not in captured.out
+    errors = [json.loads(line) for line in (tmp_path / "results.errors.jsonl").read_text().splitlines()]
+    assert sorted(Path(e["source"]).name for e in errors) == ["cut.jpg", "notes.png"]
+    assert all(e["error"] for e in errors)
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 1 and rows[0]["source"].endswith("good.jpg")
-    assert sum(float(rows[0][f"p_{n}"]) for n in ("angry", "disgust", "fear", "happy", "sad", "surprise",
+    # the face-less image has a row of its own: 'no face' is told apart from 'not processed'
+    faces = [r for r in rows if r["status"] == "face"]
+    empty = [r for r in rows if r["status"] == "no_face"]
+    assert len(faces) == 1 and faces[0]["source"].endswith("good.jpg")
+    assert len(empty) == 1 and empty[0]["source"].endswith("blank.png") and empty[0]["label"] == ""
+    assert sum(float(faces[0][f"p_{n}"]) for n in ("angry", "disgust", "fear", "happy", "sad", "surprise",
                                                    "neutral")) == pytest.approx(1.0, abs=1e-4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "results.csv", "tiny.pt"]  # nothing else
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "results.csv", "results.errors.jsonl",
+                                                          "tiny.pt"]  # nothing else
 
 
 def test_cli_video_jsonl_and_annotated_copies(tmp_path, astronaut, tiny_checkpoint, capsys):
@@ -333,13 +343,13 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, tiny_checkpoint, capsys):
     assert main(["predict", str(demo_image()), "--model", str(tiny_checkpoint), "--detector", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("resemotenet predict: error:") for line in err)
-    assert "valid detectors: haar, mediapipe, yunet" in err[2]
+    assert "valid detectors:" in err[2] and "haar" in err[2] and "mediapipe" in err[2]
 
 
 def test_cli_missing_webcam_is_a_listed_failure(tmp_path, tiny_checkpoint, capsys):
     code = main(["predict", "--webcam", "57", "--model", str(tiny_checkpoint), "-o", str(tmp_path / "r.jsonl")])
     assert code == 1
-    assert "webcam 57: cannot be opened" in capsys.readouterr().out
+    assert "webcam 57: cannot be opened" in capsys.readouterr().err
 
 
 def test_demo_writes_results_and_annotated_copy(tmp_path, tiny_checkpoint, capsys):

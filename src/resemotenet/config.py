@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .utils.errors import ConfigError
 
@@ -52,7 +55,7 @@ class DataConfig:
     """``name`` picks a reader (fer2013, ferplus, rafdb, affectnet, expw, folder)."""
 
     name: str = "fer2013"
-    root: str = "../shared/data/fer2013/fer2013.csv.gz"
+    root: str = ""  # the dataset file or folder (required): --data NAME:PATH or data.root
     options: dict[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.1
     split_seed: int = 0
@@ -135,15 +138,61 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(d) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in d.items():
         sub = _nested.get((cls.__name__, k))
-        if sub is not None and isinstance(v, dict):
+        if sub is not None and not isinstance(v, dict):
+            raise ConfigError(f"{f'{where}.{k}'.removeprefix('config.')}: expected a mapping of keys "
+                              f"({', '.join(f.name for f in fields(sub))}), got {v!r}")
+        if sub is not None:
             v = sub.from_dict(v) if sub is PreprocessSpec else _build(sub, v, f"{where}.{k}")
-        elif isinstance(v, list) and k in ("mean", "std", "scale"):
-            v = tuple(v)
+        else:
+            v = _typed(f"{where}.{k}".removeprefix("config."), v, hints[k])
         kwargs[k] = v
     return cls(**kwargs)
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against a dataclass field's type (and converted: int -> float, list ->
+    tuple), or a ``ConfigError`` naming the key, the expected type and the value."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _typed(key, value, inner[0]) if len(inner) == 1 else value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            item = args[0] if args else float
+            if len(args) == 2 and args[1] is not Ellipsis and len(value) != 2:
+                raise ConfigError(f"{key}: expected 2 numbers, got {value!r}")
+            return tuple(_typed(key, v, item) for v in value)
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        return "a list of numbers"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 _nested: dict[tuple[str, str], type] = {
@@ -170,8 +219,10 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Load a YAML recipe and apply ``key.sub=value`` overrides (values parsed as YAML)."""
-    import yaml
+    """Load a YAML recipe and apply ``key.sub=value`` overrides (values parsed as YAML).
+
+    Relative data paths in the file (``data.root``, split and exclude files, reader options that
+    name files) are taken relative to the file's own folder."""
 
     d: dict[str, Any] = {}
     if path is not None:
@@ -179,9 +230,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            d = yaml.safe_load(p.read_text()) or {}
+            d = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        if not isinstance(d, dict):
+            raise ConfigError(f"{p}: expected a mapping of config keys, got {type(d).__name__}")
+        _resolve_data_paths(d, p.parent)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value")
@@ -190,9 +246,48 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a group of keys")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
     return config_from_dict(d)
 
 
-def replace(cfg: Any, **changes: Any) -> Any:
-    return dataclasses.replace(cfg, **changes)
+# data paths inside a config file are relative to the file's folder, so a recipe works from
+# any working directory (output and init_from stay relative to where the command runs).
+DATA_PATH_KEYS = ("root", "split_file", "exclude_file")
+DATA_PATH_OPTIONS = ("ferplus", "fer2013", "images", "labels")
+
+
+def _resolve_data_paths(d: dict[str, Any], base: Path) -> None:
+    data = d.get("data")
+    if not isinstance(data, dict):
+        return
+
+    def resolve(v: Any) -> Any:
+        return str((base / v).resolve()) if isinstance(v, str) and v and not Path(v).is_absolute() else v
+
+    for key in DATA_PATH_KEYS:
+        if key in data:
+            data[key] = resolve(data[key])
+    options = data.get("options")
+    if isinstance(options, dict):
+        for key in DATA_PATH_OPTIONS:
+            if key in options:
+                options[key] = resolve(options[key])
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} (lines {seen[key] + 1} and "
+                                  f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)

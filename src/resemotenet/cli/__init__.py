@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module of this package with ``add_parser(subparsers)`` and
 ``run(args) -> int``: parse, build a config, make one library call, print. Library errors
-(``ResEmoteNetError``) become one line on stderr and exit code 2; nothing else is caught, so a
-real bug still shows its traceback.
+(``ResEmoteNetError``) become one line on stderr and exit code 2. A write that fails for want of
+space or permission is one line too. Anything unexpected is one line plus a pointer to
+``--debug``, which shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resemotenet", description="Facial emotion recognition with ResEmoteNet.")
     parser.add_argument("--version", action="version", version=f"resemotenet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    parser.add_argument("--verbose", action="store_true", help="keep OpenCV's and FFmpeg's own log messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):
         try:
@@ -45,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from ..utils.runtime import tune_allocator
+    from ..utils.runtime import quiet_third_parties, tune_allocator
 
     tune_allocator()
+    if not args.verbose:
+        quiet_third_parties()
     try:
         return int(args.func(args) or 0)
     except ResEmoteNetError as exc:
@@ -56,3 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"resemotenet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied, ... at a write site without its own message
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"resemotenet {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if args.debug:
+            raise
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"resemotenet {args.command}: unexpected error: {type(exc).__name__}: {text} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
+        return 3

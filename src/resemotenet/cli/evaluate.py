@@ -12,7 +12,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split")
     p.add_argument("model", help="checkpoint (.pt, .safetensors), ONNX file, or 'default'")
     add_data_args(p, required=True)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="split to score (default: test); 'all' scores every image of a dataset without "
+                        "official splits, such as a folder of your own test faces")
+    p.add_argument("--only-present-classes", action="store_true",
+                   help="let the model choose only among the classes the data holds")
     p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"])
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="evaluate the first N samples only")
@@ -30,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.dataset import build_splits
     from ..data.readers import get_reader
     from ..engine.evaluator import evaluate
+    from ..utils.errors import ConfigError
     from ..utils.io import atomic_write_text
     from .backend import open_model
 
@@ -37,14 +42,22 @@ def run(args: argparse.Namespace) -> int:
     name, root = parse_data_spec(args.data)
     cfg = DataConfig(name=name, root=root, options=data_options(args.data_option),
                      split_file=args.split_file, limit=args.limit)
-    splits = build_splits(get_reader(name)(root, **cfg.options), cfg)
+    official = get_reader(name)(root, **cfg.options)
+    if args.split == "all":
+        if "all" not in official:
+            raise ConfigError(f"--split all scores a dataset without official splits (folder, expw); "
+                              f"{name} has {', '.join(sorted(official))}: pick one of them")
+        every = official["all"]
+        splits = {"all": every.subset(range(min(len(every), args.limit))) if args.limit else every}
+    else:
+        splits = build_splits(official, cfg)
     split = splits[args.split]
     from ..config import PreprocessSpec
 
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     temperature = 1.0 if args.no_temperature else float(meta.get("temperature", 1.0))
     m = evaluate(model, split, meta["labels"], spec, temperature=temperature, tta=args.tta,
-                 batch_size=args.batch_size)
+                 batch_size=args.batch_size, only_present=args.only_present_classes)
     probs, targets = m.pop("_probs"), m.pop("_targets")
     m.update(model=str(args.model), data=args.data)
     print(f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
@@ -64,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plots(out, m, probs, targets) -> None:
+    from ..utils.errors import MissingExtraError
+
     try:
         from ..plots import confusion_matrix_png, reliability_png
-    except ImportError:
-        return
-    try:
+
         confusion_matrix_png(m["confusion"], m["labels"], out / "confusion.png")
         reliability_png(probs, targets, out / "reliability.png")
-    except ImportError:
+    except (ImportError, MissingExtraError):
         print("matplotlib is not installed: no plots (pip install 'resemotenet[plot]')")

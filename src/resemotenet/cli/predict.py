@@ -78,22 +78,41 @@ def run(args: argparse.Namespace) -> int:
     summary = RunSummary()
     annotated = AnnotatedOutput(args.save_annotated, blur=args.blur_faces) if args.save_annotated else None
     started = time.monotonic()
+    names = _copy_names(sources)
     with open_writer(args.output, predictor.labels) as writer:
         try:
             for item in sources:
-                _run_source(predictor, item, args, writer, summary, annotated)
+                _run_source(predictor, item, args, writer, summary, annotated, names)
         finally:
             if annotated:
                 annotated.close()
     for line in summary.lines():
         print(line)
-    print(f"wrote {writer.rows} face(s) to {args.output} in {time.monotonic() - started:.1f} s")
+    no_face = f" and {writer.empty} image(s) with no face" if writer.empty else ""
+    print(f"wrote {writer.rows} face(s){no_face} to {args.output} in {time.monotonic() - started:.1f} s")
     if annotated and annotated.written:
         print(f"annotated copies in {args.save_annotated}")
+    if summary.failed:
+        errors = _write_errors(Path(args.output), summary)
+        print(f"failed ({len(summary.failed)}, listed in {errors}):", file=sys.stderr)
+        for line in summary.failure_lines():
+            print(f"  {line}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
-def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, summary, annotated) -> None:
+def _write_errors(results: Path, summary) -> Path:
+    """``results.errors.jsonl`` beside the results: one line per input that failed, with the reason."""
+    import json
+
+    from ..utils.io import atomic_write_text
+
+    path = results.with_name(f"{results.stem}.errors.jsonl")
+    atomic_write_text(path, "".join(json.dumps({"source": s, "error": e}) + "\n" for s, e in summary.failed))
+    return path
+
+
+def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, summary, annotated,
+                names: dict[str, str]) -> None:
     """Analyse one INPUT; a source that cannot be opened is a failed item, not the end of the run."""
     from ..inference.sources import open_source
     from ..utils.errors import DataError
@@ -110,8 +129,10 @@ def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, su
             summary.add(fr, timed=timed)
             for face in fr.faces:
                 writer.write(face)
+            if not timed and fr.error is None and not fr.faces:
+                writer.write_no_face(fr.source, fr.frame)
             if annotated and fr.error is None:
-                name = _annotated_name(src, fr.source)
+                name = _annotated_name(src, fr.source, names)
                 if timed:
                     annotated.frame(name, fr.image, fr.faces, src.fps and src.fps / args.stride)
                 else:
@@ -128,19 +149,41 @@ def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, su
         if progress:
             progress.done()
         if annotated and timed:
-            annotated.close_video(_annotated_name(src, src.name))
+            annotated.close_video(_annotated_name(src, src.name, names))
         summary.end_source(src.name)
         summary.notes += src.notes
 
 
-def _annotated_name(src, frame_source: str) -> str:
-    """Name of the annotated copy: a folder's images keep their path below the folder."""
-    if src.kind == "folder":
-        root = Path(src.name)
-        return str(Path(root.name) / Path(frame_source).relative_to(root))
+def _annotated_name(src, frame_source: str, names: dict[str, str]) -> str:
+    """Name of the annotated copy: the input's own name (and format); a folder's images keep
+    their path below the folder; inputs that share a name keep their folders below the one they
+    have in common (``d1/photo.jpg``, ``d2/photo.jpg``)."""
     if src.kind == "webcam":
         return src.name.replace(":", "")
-    return Path(frame_source).name
+    if src.kind == "folder":
+        root = Path(src.name)
+        return str(Path(names.get(src.name, root.name)) / Path(frame_source).relative_to(root))
+    return names.get(frame_source, Path(frame_source).name)
+
+
+def _copy_names(sources: list[str | int]) -> dict[str, str]:
+    """input path -> name of its annotated copy, told apart where two inputs share a name."""
+    import os
+    from collections import defaultdict
+
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for s in sources:
+        if isinstance(s, str) and Path(s).exists():
+            by_name[Path(s).resolve().name].append(s)
+    out = {}
+    for name, paths in by_name.items():
+        resolved = [Path(p).resolve() for p in paths]
+        if len(set(resolved)) == 1:
+            out.update({p: name for p in paths})
+            continue
+        common = Path(os.path.commonpath([r.parent for r in resolved]))
+        out.update({p: str(r.relative_to(common)) for p, r in zip(paths, resolved)})
+    return out
 
 
 class _Progress:

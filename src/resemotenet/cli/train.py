@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--limit", type=int, help="use at most this many samples per split (smoke tests)")
         p.add_argument("--exclude-file", help="de-duplication file from 'resemotenet audit'")
         p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on GPU, bf16 on CPU)")
-        p.add_argument("--resume", action="store_true", help="continue the run in --output exactly")
+        p.add_argument("--resume", action="store_true", help="continue the run in --output exactly (same settings)")
+        p.add_argument("--force", action="store_true", help="replace a run already in --output")
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="any config key, e.g. augment.rotate=10 (repeatable)")
@@ -95,9 +96,12 @@ def _adopted(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.trainer import train
+    from ..utils.errors import ConfigError
 
     cfg = load_config(args.config, _adopted(args) + overrides_from_args(args))
-    result = train(cfg, resume=args.resume)
+    if args.resume and args.force:
+        raise ConfigError("--resume continues the run in --output and --force replaces it: choose one")
+    result = train(cfg, resume=args.resume, force=args.force)
     _draw_curves(result["run_dir"])
     return 0
 
@@ -105,11 +109,11 @@ def run(args: argparse.Namespace) -> int:
 def _draw_curves(run_dir: str) -> None:
     from pathlib import Path
 
+    from ..utils.errors import MissingExtraError
+
     try:
         from ..plots import training_curves
-    except ImportError:
-        return
-    try:
+
         training_curves(Path(run_dir) / "results.csv", Path(run_dir) / "curves.png")
-    except ImportError:  # matplotlib not installed: the csv is still there
-        pass
+    except (ImportError, MissingExtraError):  # matplotlib not installed: the csv is still there
+        print("curves.png not drawn: matplotlib is not installed (pip install 'resemotenet[plot]')")

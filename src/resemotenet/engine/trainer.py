@@ -35,6 +35,8 @@ STEM = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "se")
 
 
 def load_data(cfg: TrainConfig) -> dict[str, Split]:
+    if not cfg.data.root:
+        raise ConfigError("no dataset: give --data NAME:PATH (e.g. fer2013:fer2013.csv) or data.root in the config")
     official = get_reader(cfg.data.name)(cfg.data.root, **cfg.data.options)
     splits = build_splits(official, cfg.data)
     wanted = label_names(cfg.model.num_classes)
@@ -98,12 +100,70 @@ def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> floa
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+RUN_FILES = ("last.pt", "best.pt", "results.csv", "config.yaml", "test_metrics.json", "curves.png")
+# settings that may differ on --resume without changing what the run computes
+RESUME_FREE = {"progress", "output", "eval_batch_size"}
+
+
+def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> None:
+    """Never overwrite a finished or running run by accident, never resume a different one.
+
+    Without ``resume`` a folder holding a run is refused (``force`` deletes its run files
+    first); with ``resume`` the folder must hold ``last.pt`` saved with the same settings."""
+    out = Path(cfg.output)
+    present = [n for n in RUN_FILES if (out / n).exists()]
+    if not resume:
+        if present and not force:
+            raise ConfigError(f"{out}: holds a run ({', '.join(present)}); continue it with --resume, "
+                              f"or pass --force to start over (its files are replaced), or choose another -o")
+        if present and force and D.is_main():
+            for n in present + [p.name for p in out.glob("epoch*.safetensors")]:
+                (out / n).unlink(missing_ok=True)
+        return
+    last = out / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"{out}: nothing to resume (no last.pt); drop --resume to start a new run")
+    _, _, extra = load_checkpoint(last)
+    try:
+        saved = json.loads(extra["config"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{last}: holds no training settings; it cannot be resumed") from None
+    changed = _changed(saved, cfg.to_dict())
+    if changed:
+        raise ConfigError(f"{out}: --resume with settings that differ from the run's ({'; '.join(changed[:4])}); "
+                          f"resume with the run's own settings, or start a new run in another -o")
+
+
+def _changed(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        name = f"{prefix}{key}"
+        if name in RESUME_FREE:
+            continue
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed(a, b, f"{name}.")
+        elif _norm(a, name) != _norm(b, name):
+            out.append(f"{name}: run {a!r}, now {b!r}")
+    return out
+
+
+def _norm(v: Any, name: str) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_norm(x, name) for x in v]
+    if isinstance(v, str) and ("/" in v or "." in v) and Path(v).exists():
+        return str(Path(v).resolve())  # the same file, spelled relative or absolute
+    return v
+
+
 class Trainer:
     """Runs ``cfg`` to completion; ``resume=True`` continues a run folder exactly."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False):
+    def __init__(self, cfg: TrainConfig, resume: bool = False, force: bool = False):
         self.cfg, self.resume = cfg, resume
         self.rank, self.world, self.device = D.setup()
+        check_run_folder(cfg, resume, force)
+        D.barrier()  # every rank has looked at the folder before any rank writes to it
         self.out = Path(cfg.output)
         self.main = D.is_main()
 
@@ -182,7 +242,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         self._setup()
         cfg = self.cfg
-        if self.resume and (self.out / "last.pt").is_file():
+        if self.resume:
             self._load_last()
         elif self.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +335,10 @@ class Trainer:
         return result
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg``; returns the run folder and the test metrics of the best checkpoint."""
-    return Trainer(cfg, resume).fit()
+def train(cfg: TrainConfig, resume: bool = False, force: bool = False) -> dict[str, Any]:
+    """Train ``cfg``; returns the run folder and the test metrics of the best checkpoint.
+
+    ``resume`` continues the run in ``cfg.output`` exactly (same settings required); ``force``
+    replaces a run already there. Without either, a folder holding a run is refused."""
+    return Trainer(cfg, resume, force).fit()
 

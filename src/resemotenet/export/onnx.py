@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import DataConfig, PreprocessSpec
+from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..data.transforms import preprocess_batch, resize_face
 from ..utils.errors import CheckpointError, ConfigError, MissingExtraError, ResEmoteNetError
@@ -44,11 +44,20 @@ class ExportError(ResEmoteNetError):
 
 
 # ---- faces to check and calibrate with -------------------------------------------------------
+FER2013_ENV = "RESEMOTENET_FER2013"
+
+
 def find_fer2013() -> Path | None:
-    """The real FER2013 csv if this machine has it: the default data root (relative to the
-    working directory), then the ``shared/data`` folder beside the source checkout."""
-    repo = Path(__file__).resolve().parents[3]
-    for cand in (Path(DataConfig().root), repo.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"):
+    """The real FER2013 csv if the user has named it: ``$RESEMOTENET_FER2013`` (a file or its
+    folder), else ``fer2013.csv``/``fer2013.csv.gz`` in the working directory. The package never
+    guesses other places."""
+    import os
+
+    named = os.environ.get(FER2013_ENV)
+    candidates = [Path(named)] if named else [Path("fer2013.csv"), Path("fer2013.csv.gz")]
+    for cand in candidates:
+        if cand.is_dir():
+            cand = next((cand / n for n in ("fer2013.csv", "fer2013.csv.gz") if (cand / n).is_file()), cand)
         if cand.is_file():
             return cand
     return None
@@ -231,6 +240,11 @@ def export_onnx(checkpoint_or_model: str | Path | nn.Module, output: str | Path,
     synthetic faces. Raises ``ExportError`` (and writes
     nothing) when the logits differ by more than ``ATOL`` or any argmax differs.
     """
+    for module in ("onnx", "onnxscript"):  # the exporter needs both; say so before any work
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise MissingExtraError(module, "export") from exc
     dst = Path(output)
     if dst.exists() and not force:
         raise ConfigError(f"{dst}: already exists (use --force to overwrite)")

@@ -31,7 +31,9 @@ class TorchBackend:
     unfused."""
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", fuse: bool = True):
-        self.device = torch.device(device)
+        from ..utils.runtime import resolve_device
+
+        self.device = resolve_device(device)
         self.meta: dict[str, Any] = dict(getattr(model, "pretrained_cfg", {}))
         model = model.eval()
         if fuse:

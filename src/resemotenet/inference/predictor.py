@@ -34,8 +34,10 @@ ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imp
 
 def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> Any:
     """A callable ``backend(x) -> logits`` with ``.meta``, from whatever the caller passed."""
+    from ..utils.runtime import resolve_device
     from .backends import open_backend
 
+    resolve_device(device)  # a typo'd or unavailable device is refused whatever the backend
     if isinstance(model, nn.Module) and not getattr(model, "pretrained_cfg", None):
         raise ConfigError("the model has no pretrained_cfg (labels and preprocessing); "
                           "load it with resemotenet.load_model")

@@ -22,6 +22,7 @@ from ..utils.errors import ConfigError, DataError
 from .faces import Box, expand_box
 
 RESULT_FORMATS = (".jsonl", ".csv")
+_ENCODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -68,7 +69,7 @@ class ResultWriter:
 
     def __init__(self, path: str | Path, labels: tuple[str, ...] | list[str]):
         self.path, self.labels = Path(path), tuple(labels)
-        self.rows = 0
+        self.rows = self.empty = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._f: TextIO = open(self.path, "w", newline="", encoding="utf-8")
@@ -83,12 +84,30 @@ class ResultWriter:
         raise NotImplementedError
 
     def write(self, face: FaceResult) -> None:
-        self._row(face)
-        self._f.flush()
+        self._guarded(lambda: self._row(face))
         self.rows += 1
 
+    def write_no_face(self, source: str, frame: int = 0, timestamp: float | None = None) -> None:
+        """A row for an image in which no face was found, so 'no face' is told from 'not processed'."""
+        self._guarded(lambda: self._empty(source, frame, timestamp))
+        self.empty += 1
+
+    def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
+        raise NotImplementedError
+
+    def _guarded(self, write: Any) -> None:
+        try:
+            write()
+            self._f.flush()
+        except OSError as exc:  # a full disk or a vanished folder: the rows written so far stay valid
+            raise DataError(f"{self.path}: could not write results ({exc.strerror or exc}); "
+                            f"the {self.rows} row(s) before it are intact") from exc
+
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError as exc:
+            raise DataError(f"{self.path}: could not write results ({exc.strerror or exc})") from exc
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -99,7 +118,12 @@ class ResultWriter:
 
 class JsonlWriter(ResultWriter):
     def _row(self, face: FaceResult) -> None:
-        self._f.write(json.dumps(face.to_dict()) + "\n")
+        self._f.write(json.dumps({**face.to_dict(), "status": "face"}) + "\n")
+
+    def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
+        self._f.write(json.dumps({"source": source, "frame": frame, "timestamp": timestamp, "box": None,
+                                  "label": None, "score": None, "probabilities": None, "track": None,
+                                  "top2": None, "status": "no_face"}) + "\n")
 
 
 class CsvWriter(ResultWriter):
@@ -108,15 +132,19 @@ class CsvWriter(ResultWriter):
     def _start(self) -> None:
         self._csv = csv.writer(self._f)
         self._csv.writerow(["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track",
-                            "top2"] + [f"p_{n}" for n in self.labels])
+                            "top2"] + [f"p_{n}" for n in self.labels] + ["status"])
         self._f.flush()
+
+    def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
+        self._csv.writerow([source, frame, "" if timestamp is None else timestamp] + [""] * (8 + len(self.labels))
+                           + ["no_face"])
 
     def _row(self, face: FaceResult) -> None:
         d = face.to_dict()
         top2 = "" if face.top2 is None else "|".join(f"{n}:{p:.4f}" for n, p in face.top2)
         self._csv.writerow([d["source"], d["frame"], "" if d["timestamp"] is None else d["timestamp"], *d["box"],
                             d["label"], d["score"], "" if d["track"] is None else d["track"], top2]
-                           + [d["probabilities"].get(n, "") for n in self.labels])
+                           + [d["probabilities"].get(n, "") for n in self.labels] + ["face"])
 
 
 def open_writer(path: str | Path, labels: tuple[str, ...] | list[str]) -> ResultWriter:
@@ -201,10 +229,11 @@ class RunSummary:
             out.append(f"{video}: {s['seconds']:.1f} s, a face in {s['face_share']:.0%} of it; "
                        f"time per emotion: {shares}")
         out += [f"note: {n}" for n in self.notes]
-        if self.failed:
-            out.append(f"failed ({len(self.failed)}):")
-            out += [f"  {msg}" if msg.startswith(src) else f"  {src}: {msg}" for src, msg in self.failed]
         return out
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed input, naming it (for stderr)."""
+        return [msg if src in msg else f"{src}: {msg}" for src, msg in self.failed]
 
 
 _COLORS = {"angry": (230, 40, 40), "disgust": (120, 170, 40), "fear": (150, 60, 200), "happy": (250, 200, 0),
@@ -260,26 +289,38 @@ class AnnotatedOutput:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._videos: dict[str, tuple[Any, Path, Path]] = {}
         self.written: list[Path] = []
+        self._taken: set[Path] = set()
 
     def image(self, name: str, rgb: np.ndarray, faces: list[FaceResult]) -> Path:
         import cv2
 
         from ..utils.io import atomic_write
 
-        dst = self.dir / Path(name).with_suffix(".jpg")
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(draw_faces(rgb, faces, self.blur), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, 90])
+        suffix = Path(name).suffix.lower()
+        ext = suffix if suffix in _ENCODABLE else ".png"  # the input's own format where OpenCV writes it
+        dst = self._unique(self.dir / Path(name).with_suffix(ext))
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90] if ext in (".jpg", ".jpeg") else []
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(draw_faces(rgb, faces, self.blur), cv2.COLOR_RGB2BGR), params)
         if not ok:
             raise DataError(f"{dst}: could not encode the annotated image")
         atomic_write(dst, lambda p: p.write_bytes(buf.tobytes()))
         self.written.append(dst)
         return dst
 
+    def _unique(self, dst: Path) -> Path:
+        """Two inputs never share an annotated copy: a name taken in this run gets ``-2``, ``-3``..."""
+        n, candidate = 1, dst
+        while candidate in self._taken:
+            n += 1
+            candidate = dst.with_name(f"{dst.stem}-{n}{dst.suffix}")
+        self._taken.add(candidate)
+        return candidate
+
     def frame(self, name: str, rgb: np.ndarray, faces: list[FaceResult], fps: float | None) -> None:
         import cv2
 
         if name not in self._videos:
-            dst = self.dir / Path(name).with_suffix(".mp4")
+            dst = self._unique(self.dir / Path(name).with_suffix(".mp4"))
             tmp = dst.with_name(f".{dst.stem}.partial.mp4")
             tmp.parent.mkdir(parents=True, exist_ok=True)
             h, w = rgb.shape[:2]

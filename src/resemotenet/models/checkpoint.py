@@ -85,12 +85,37 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign objects
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {msg[:200]})") from exc
+        raise CheckpointError(f"{path}: {_refusal(exc)}") from exc
     if isinstance(obj, dict) and "resemotenet" in obj:
         extra = {k: v for k, v in obj.items() if k not in ("resemotenet", "model")}
-        return obj["model"], json.loads(obj["resemotenet"]), extra
+        if not isinstance(obj.get("model"), dict):
+            raise CheckpointError(f"{path}: holds resemotenet metadata but no weights ('model' entry)")
+        return obj["model"], _parse_meta(path, obj["resemotenet"]), extra
     return _official(path, obj), _official_meta(), {}
+
+
+def _refusal(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words that advise nothing unsafe."""
+    import pickle
+    import zipfile
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Unsupported global" in text:
+        return ("refused: the file holds Python objects besides tensors, and checkpoints are only ever "
+                "loaded without running pickled code; save a plain state_dict, or .safetensors, instead")
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "EOF" in text:
+        return "not a loadable checkpoint (truncated or not a torch file)"
+    return f"not a loadable checkpoint ({type(exc).__name__})"
+
+
+def _parse_meta(path: Path, raw: Any) -> dict[str, Any]:
+    try:
+        meta = json.loads(raw)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: its resemotenet metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its resemotenet metadata is not a JSON object")
+    return meta
 
 
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -104,7 +129,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     if meta_raw is None:
         return _official(path, state), _official_meta(), {}
-    return state, json.loads(meta_raw), {}
+    return state, _parse_meta(path, meta_raw), {}
 
 
 def _official(path: Path, obj: Any) -> dict[str, torch.Tensor]:
@@ -126,6 +151,10 @@ def _official_meta() -> dict[str, Any]:
 
 
 def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "checkpoint") -> nn.Module:
+    missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{where}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
+                              f"it was not written by resemotenet's save_model or export")
     try:
         model = create_model(meta["model"], **meta.get("model_kwargs", {}))
     except (KeyError, ConfigError) as exc:

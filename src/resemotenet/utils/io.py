@@ -34,7 +34,27 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
             raise ResEmoteNetError(f"{dst}: could not write ({exc.strerror or exc}); nothing was changed") from exc
+        if isinstance(exc, RuntimeError) and _is_write_failure(exc):
+            raise ResEmoteNetError(f"{dst}: could not write ({_why(dst)}); nothing was changed") from exc
         raise
+
+
+# torch's zip writer reports a short write (a full disk) as a RuntimeError with these words
+_TORCH_WRITE_FAILURES = ("inline_container", "unexpected pos", "PytorchStreamWriter", "file write failed")
+
+
+def _is_write_failure(exc: RuntimeError) -> bool:
+    return any(s in str(exc) for s in _TORCH_WRITE_FAILURES)
+
+
+def _why(dst: Path) -> str:
+    import shutil
+
+    try:
+        free = shutil.disk_usage(dst.parent).free
+    except OSError:
+        return "the write failed"
+    return "no space left on device" if free < (64 << 20) else "the write failed"
 
 
 def _umask() -> int:

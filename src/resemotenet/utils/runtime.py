@@ -20,3 +20,45 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
     # the largest weights (151 MB for the full model) exceed that cap: serve them from the heap too
     ok = ok and libc.mallopt(m_mmap_max, 0) == 1
     return ok and libc.mallopt(m_trim_threshold, threshold) == 1
+
+
+def quiet_third_parties() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines (codec warnings, cascade notes) off the user's
+    terminal: the toolkit reports what matters itself. ``resemotenet --verbose`` skips this."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # mediapipe's TFLite runtime
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import sys
+
+    if "cv2" in sys.modules:  # already imported: set its level directly
+        try:
+            logging = sys.modules["cv2"].utils.logging
+            logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+        except AttributeError:
+            pass
+
+
+def resolve_device(name: str | object) -> object:
+    """``torch.device`` for a user's ``--device`` string, or a one-line ``ConfigError`` when the
+    name is unknown or this machine's torch cannot use it (no CUDA / MPS)."""
+    import torch
+
+    from .errors import ConfigError
+
+    if isinstance(name, torch.device):
+        return name
+    try:
+        dev = torch.device(str(name))
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: this torch build or machine has no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r}: MPS is not available on this machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {name!r}: not supported; use cpu, cuda, cuda:N or mps")
+    return dev

@@ -90,8 +90,10 @@ def parse_csv(path: str | Path) -> dict[str, np.ndarray]:
                 if pix.count(" ") != SIDE * SIDE - 1:
                     raise DataError(f"{path}: line {line}: pixels has {len(pix.split())} values, "
                                     f"expected {SIDE * SIDE}")
-                if use not in USAGES or emo not in FER2013_TO_CANON:
-                    raise DataError(f"{path}: line {line}: unknown Usage {use!r} or emotion {emo}")
+                if use not in USAGES:
+                    raise DataError(f"{path}: line {line}: unknown Usage {use!r}; valid: {', '.join(USAGES)}")
+                if emo not in FER2013_TO_CANON:
+                    raise DataError(f"{path}: line {line}: emotion {emo} is not a FER2013 label (0-6)")
                 emotions.append(FER2013_TO_CANON[emo])
                 usages.append(USAGES.index(use))
                 pixel_rows.append(pix)

@@ -28,12 +28,12 @@ def astronaut() -> np.ndarray:
     return read_image(demo_image())
 
 
-def test_registry_lists_the_three_detectors():
-    assert list_detectors() == ["haar", "mediapipe", "yunet"]
+def test_registry_lists_the_four_detectors():
+    assert list_detectors() == ["centerface", "haar", "mediapipe", "yunet"]
 
 
 def test_unknown_detector_lists_valid_ones():
-    with pytest.raises(ConfigError, match="unknown face detector 'dlib'; valid detectors: haar, mediapipe, yunet"):
+    with pytest.raises(ConfigError, match="unknown face detector 'dlib'; valid detectors: centerface, haar, mediapipe, yunet"):
         create_detector("dlib")
 
 

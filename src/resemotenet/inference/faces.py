@@ -1,7 +1,9 @@
 """Face detectors by name: every face in an RGB frame as integer boxes (x0, y0, x1, y1).
 
-``haar`` (the default) is OpenCV's frontal-face cascade: it ships inside opencv-python, so it
-works offline with no extra download. ``mediapipe`` (BlazeFace) finds turned and small faces
+``centerface`` (the default; ``inference.centerface``) is a small CNN whose ONNX file ships inside
+the package; it finds turned and partly covered faces and gives 5 landmarks, which ``align_face``
+uses to level the eyes. ``haar`` is OpenCV's frontal-face cascade: it ships inside opencv-python,
+so it works offline with no extra download. ``mediapipe`` (BlazeFace) finds turned and small faces
 better and needs the ``mediapipe`` package. ``yunet`` (``cv2.FaceDetectorYN``) is the most
 accurate of the three and needs its ONNX file (``face_detection_yunet_2023mar.onnx`` from the
 OpenCV model zoo), given by path: nothing is downloaded.
@@ -22,14 +24,24 @@ import numpy as np
 from ..utils.errors import ConfigError, DataError, MissingExtraError
 
 Box = tuple[int, int, int, int]
+Points = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One face: ``box`` = (x0, y0, x1, y1) in pixels of the frame (x1, y1 exclusive)."""
+    """One face: ``box`` = (x0, y0, x1, y1) in pixels of the frame (x1, y1 exclusive);
+    ``landmarks``, when the detector gives them: (x, y) of the left eye, right eye, nose, left and
+    right mouth corners ("left" = on the image's left), in pixels of the frame."""
 
     box: Box
     score: float = 1.0
+    landmarks: Points | None = None
+
+    def shifted(self, dx: int, dy: int) -> Detection:
+        """The same face moved by (dx, dy) pixels: from a window's coordinates to its frame's."""
+        x0, y0, x1, y1 = self.box
+        pts = None if self.landmarks is None else tuple((x + dx, y + dy) for x, y in self.landmarks)
+        return Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.score, pts)
 
 
 def _to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -44,8 +56,8 @@ def _sorted(dets: list[Detection]) -> list[Detection]:
 
 
 def _clip(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box | None:
-    box = (max(0, int(round(x0))), max(0, int(round(y0))),
-           min(width, int(round(x1))), min(height, int(round(y1))))
+    box = (max(0, round(x0)), max(0, round(y0)),
+           min(width, round(x1)), min(height, round(y1)))
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
@@ -206,9 +218,7 @@ class FaceFollower:
             found = []
             for box in self.boxes:
                 x0, y0, x1, y1 = expand_box(box, self.window, w, h, square=False)
-                for d in self.detector(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
-                    a, b, c, e = d.box
-                    found.append(Detection((a + x0, b + y0, c + x0, e + y0), d.score))
+                found += [d.shifted(x0, y0) for d in self.detector(np.ascontiguousarray(rgb[y0:y1, x0:x1]))]
             found = _sorted(_dedupe(found))
         self.frames += 1
         self.boxes = [d.box for d in found]
@@ -227,9 +237,16 @@ def _dedupe(dets: list[Detection], overlap: float = 0.5) -> list[Detection]:
     return kept
 
 
+def _centerface(**options: Any) -> Callable[[np.ndarray], list[Detection]]:
+    from .centerface import CenterFaceDetector  # imports this module: loaded on first use
+
+    return CenterFaceDetector(**options)
+
+
 DETECTORS: dict[str, Callable[..., Callable[[np.ndarray], list[Detection]]]] = {
-    "haar": HaarDetector, "mediapipe": MediaPipeDetector, "yunet": YuNetDetector,
+    "centerface": _centerface, "haar": HaarDetector, "mediapipe": MediaPipeDetector, "yunet": YuNetDetector,
 }
+DEFAULT_DETECTOR = "centerface"
 
 
 def list_detectors() -> list[str]:
@@ -267,3 +284,28 @@ def expand_box(box: Box, margin: float, width: int, height: int, square: bool = 
 def crop(rgb: np.ndarray, box: Box) -> np.ndarray:
     x0, y0, x1, y1 = box
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
+def align_face(rgb: np.ndarray, box: Box, landmarks: Points, margin: float, min_angle: float = 3.0) -> np.ndarray:
+    """The crop ``expand_box`` gives (square, grown by ``margin``), taken from the frame rotated
+    about the box centre so that the line through the eyes (``landmarks[0]``, ``landmarks[1]``)
+    is level. Below ``min_angle`` degrees of tilt the plain crop is returned: FER2013's own faces
+    tilt that much, and resampling would only blur. A rotated crop keeps its full square at the
+    frame's border (edge pixels repeated) instead of being clipped, so the face is not stretched."""
+    import cv2
+
+    if margin < 0:
+        raise ConfigError(f"margin must be >= 0, got {margin}")
+    if len(landmarks) < 2:
+        raise DataError(f"align_face needs the two eye landmarks, got {len(landmarks)} point(s)")
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+    h, w = rgb.shape[:2]
+    if abs(angle) < min_angle:
+        return crop(rgb, expand_box(box, margin, w, h))
+    x0, y0, x1, y1 = box
+    side = max(1, round(max(x1 - x0, y1 - y0) * (1 + margin)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    m[:, 2] += (side / 2 - cx, side / 2 - cy)  # the box centre lands at the crop centre
+    return cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

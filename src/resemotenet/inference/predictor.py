@@ -25,7 +25,7 @@ from ..data.dataset import read_image
 from ..data.transforms import preprocess_batch, resize_face
 from ..labels import UNCERTAIN
 from ..utils.errors import ConfigError, DataError
-from .faces import Box, Detection, FaceFollower, create_detector, crop, expand_box
+from .faces import DEFAULT_DETECTOR, Box, Detection, FaceFollower, align_face, create_detector, crop, expand_box
 from .results import FaceResult, FrameResult
 from .sources import VIDEO_EXTS, Frame, Source, open_source
 
@@ -111,9 +111,11 @@ class Predictor:
     """Emotions of every face in images and videos.
 
     ``model``: None (the shipped model), a checkpoint or ``.onnx`` path, or a loaded module.
-    ``detector``: a registry name ('haar', 'mediapipe', 'yunet') or any callable
+    ``detector``: a registry name ('centerface', 'haar', 'mediapipe', 'yunet') or any callable
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
-    ``margin``: the crop grows by this fraction of the face box. Below ``min_confidence`` a
+    ``margin``: the crop grows by this fraction of the face box. ``align``: when the detector
+    gives landmarks (centerface does), a face whose eyes tilt by 3 degrees or more is rotated
+    level before it is cropped (``faces.align_face``), as FER2013's faces are. Below ``min_confidence`` a
     face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
     track's past probabilities (0 = none). ``redetect_every``: in a video, the whole frame is
     searched for faces every N analysed frames and only around the known faces in between
@@ -122,10 +124,10 @@ class Predictor:
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module | None = None,
-                 detector: str | Callable[[np.ndarray], list[Detection]] = "haar", margin: float = 0.2,
+                 detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR, margin: float = 0.2,
                  min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
                  device: str = "cpu", detector_options: dict[str, Any] | None = None,
-                 redetect_every: int = 10):
+                 redetect_every: int = 10, align: bool = True):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
         if batch_size < 1 or margin < 0 or redetect_every < 1:
@@ -137,6 +139,7 @@ class Predictor:
         self.temperature = float(meta.get("temperature", 1.0))
         self.detector = detector if callable(detector) else create_detector(detector, **(detector_options or {}))
         self.margin, self.min_confidence, self.redetect_every = margin, min_confidence, redetect_every
+        self.align = align
         self.batch_size, self.smoothing = batch_size, _check_smoothing(smoothing)  # now, not at the first video
 
     # -- the building blocks -------------------------------------------------------------------
@@ -157,7 +160,12 @@ class Predictor:
         default: the Predictor's own)."""
         h, w = rgb.shape[:2]
         found = (detector or self.detector)(rgb)
-        return [(d.box, crop(rgb, expand_box(d.box, self.margin, w, h))) for d in found]
+        return [(d.box, self._crop(rgb, d, w, h)) for d in found]
+
+    def _crop(self, rgb: np.ndarray, d: Detection, w: int, h: int) -> np.ndarray:
+        if self.align and d.landmarks is not None:
+            return align_face(rgb, d.box, d.landmarks, self.margin)
+        return crop(rgb, expand_box(d.box, self.margin, w, h))
 
     def follower(self) -> FaceFollower:
         """A fresh video face search (whole frame every ``redetect_every`` frames)."""

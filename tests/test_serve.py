@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import struct
 import threading
@@ -16,6 +17,7 @@ import time
 import zipfile
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -347,6 +349,71 @@ def test_cli_without_the_extra_names_it(monkeypatch, capsys):
     assert main(["serve"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "resemotenet[serve]" in err and "pip install" in err
+
+
+def _browser():
+    """A headless Chromium driven by selenium, or a skip saying what is missing."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chrome or not driver:
+        pytest.skip("no headless browser: apt-get install chromium chromium-driver")
+    return webdriver, chrome, driver
+
+
+def write_y4m(path, frames: int = 8) -> None:
+    """A 640x480 clip of the shipped photo for Chromium's fake camera (raw I420 frames)."""
+    cv2 = _cv2()
+    img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (480, 480))
+    img = cv2.copyMakeBorder(img, 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(40, 40, 40))
+    yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()
+    path.write_bytes(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n" + b"".join(b"FRAME\n" + yuv for _ in range(frames)))
+
+
+def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path):
+    webdriver, chrome, driver = _browser()
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    write_y4m(tmp_path / "cam.y4m")
+    shots = Path(os.environ.get("RESEMOTENET_TEST_ARTIFACTS", tmp_path))  # screenshots are kept there
+    shots.mkdir(parents=True, exist_ok=True)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={tmp_path / 'cam.y4m'}", "--window-size=1200,1400"):
+        opts.add_argument(flag)
+    settings = ServeSettings(port=0, min_confidence=0.99, review=str(tmp_path / "review"))
+    with ServerThread(settings) as s:
+        b = webdriver.Chrome(options=opts, service=DriverService(driver))
+        try:
+            b.get(s.url + "/")
+            b.find_element("id", "live-start").click()
+            wait = WebDriverWait(b, 30)
+            wait.until(lambda d: d.execute_script("return (state.lastFaces || []).length") > 0)
+            b.save_screenshot(str(shots / "serve_live.png"))
+            x0, y0, _, y1 = b.execute_script("return state.lastFaces[0].box")
+            edge = np.array(b.execute_script(
+                "const g = document.getElementById('overlay').getContext('2d');"
+                f"return Array.from(g.getImageData({x0}, {y0}, 1, {y1 - y0}).data);")).reshape(-1, 4)
+            white = (edge[:, 3] > 200) & (edge[:, :3].min(1) > 200)
+            assert 0.3 < white.mean() < 0.9, white.mean()  # the left edge drawn dashed white: uncertain
+            assert "uncertain?" in b.execute_script("return faceText(state.lastFaces[0])")
+            b.find_element("id", "live-stop").click()
+            b.find_element("css selector", "[data-tab=review]").click()
+            wait.until(lambda d: d.find_element("id", "review-item").is_displayed())
+            item = b.execute_script("return state.review.id")
+            b.find_element("tag name", "body").send_keys("4")  # 4 = happy, the 4th label
+            wait.until(lambda d: "happy 1" in d.find_element("id", "review-counts").text)
+            b.save_screenshot(str(shots / "serve_review.png"))
+        finally:
+            b.quit()
+        with httpx.Client(base_url=s.url) as c:
+            names = zipfile.ZipFile(io.BytesIO(c.get("/v1/review-export").content)).namelist()
+    assert f"happy/{item}.jpg" in names
 
 
 def _wait(client, job_id: str, done, timeout: float = 20.0) -> dict:

@@ -1,0 +1,286 @@
+// The resemotenet page: Live (camera -> WebSocket -> boxes), Jobs, Review. No build step, no CDN.
+"use strict";
+
+const COLORS = {angry: "#e62828", disgust: "#78aa28", fear: "#963cc8", happy: "#fac800", sad: "#286ee6",
+  surprise: "#fa8200", neutral: "#c8c8c8", contempt: "#a0643c", uncertain: "#ffffff"};
+const $ = (id) => document.getElementById(id);
+const state = {labels: [], minConfidence: 0, ws: null, stream: null, history: [], review: null};
+
+// ---- API access: the token (if any) rides in a header, never in a URL ----------------------------
+const tokenInput = $("token");
+tokenInput.value = sessionStorage.getItem("resemotenet-token") || "";
+tokenInput.addEventListener("change", () => { sessionStorage.setItem("resemotenet-token", tokenInput.value); refreshAll(); });
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (tokenInput.value) h["Authorization"] = "Bearer " + tokenInput.value;
+  return h;
+}
+
+async function api(path, opts) {
+  opts = opts || {};
+  const r = await fetch(path, Object.assign({}, opts, {headers: headers(opts.headers)}));
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+    const err = new Error(msg); err.status = r.status; throw err;
+  }
+  return r;
+}
+const apiJson = async (path, opts) => (await api(path, opts)).json();
+
+async function download(path, name) {
+  const blob = await (await api(path)).blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = name; a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 5000);
+}
+
+// ---- tabs --------------------------------------------------------------------------------------
+let activeTab = "live";
+document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => {
+  activeTab = b.dataset.tab;
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
+  document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== activeTab; });
+  if (activeTab === "review") loadReview();
+  if (activeTab === "jobs") loadJobs();
+}));
+
+async function refreshAll() {
+  try {
+    const m = (await apiJson("/v1/models")).models[0];
+    state.labels = m.labels; state.minConfidence = m.min_confidence;
+    $("status").textContent = `model ${m.name}, uncertain below ${m.min_confidence}`;
+    legend($("live-legend")); legend($("timeline-legend"));
+  } catch (e) {
+    $("status").textContent = e.status === 401 ? "enter the API token" : "service: " + e.message;
+  }
+}
+
+function legend(el) {
+  el.innerHTML = "";
+  for (const l of state.labels.concat(["uncertain"])) {
+    const s = document.createElement("span");
+    s.innerHTML = `<i style="background:${COLORS[l] || "#0f0"}"></i>${l}`;
+    el.appendChild(s);
+  }
+}
+
+// ---- Live --------------------------------------------------------------------------------------
+const video = $("video"), overlay = $("overlay"), grab = document.createElement("canvas");
+
+$("live-start").addEventListener("click", startLive);
+$("live-stop").addEventListener("click", stopLive);
+
+async function startLive() {
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: false});
+  } catch (e) { $("live-info").textContent = "camera: " + e.message; return; }
+  video.srcObject = state.stream;
+  await video.play();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/v1/live`);
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({token: tokenInput.value || null}));
+  ws.onmessage = (ev) => onLiveMessage(JSON.parse(ev.data));
+  ws.onclose = (ev) => { $("live-info").textContent = "connection closed" + (ev.reason ? ": " + ev.reason : ""); };
+  $("live-start").disabled = true; $("live-stop").disabled = false;
+}
+
+function stopLive() {
+  if (state.ws) state.ws.close();
+  if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+  state.ws = state.stream = null;
+  $("live-start").disabled = false; $("live-stop").disabled = true;
+}
+
+function sendFrame() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+  const scale = Math.min(1, 640 / video.videoWidth);
+  grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
+  grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+  grab.toBlob((b) => b && b.arrayBuffer().then((buf) => ws.readyState === WebSocket.OPEN && ws.send(buf)),
+    "image/jpeg", 0.85);
+}
+
+let lastFrameAt = 0;
+function onLiveMessage(msg) {
+  if (msg.ready) { state.labels = msg.labels; state.minConfidence = msg.min_confidence; sendFrame(); return; }
+  if (msg.error && !msg.faces) { $("live-info").textContent = msg.error; if (!state.ws) return; }
+  if (msg.faces) {
+    state.lastFaces = msg.faces;
+    drawFaces(msg.faces, msg.width, msg.height);
+    state.history.push({t: performance.now() / 1000, labels: msg.faces.map((f) => f.label)});
+    drawLiveChart();
+    const now = performance.now();
+    const fps = lastFrameAt ? 1000 / (now - lastFrameAt) : 0;
+    lastFrameAt = now;
+    $("live-info").textContent = `${msg.faces.length} face(s), ${msg.ms} ms on the server, ${fps.toFixed(1)} frames/s`;
+  }
+  requestAnimationFrame(sendFrame);  // the next frame only after this answer: no backlog
+}
+
+function faceText(f) {
+  if (f.uncertain && f.top2) return `uncertain? ${f.top2[0][0]} / ${f.top2[1][0]}`;
+  return `${f.label} ${f.score.toFixed(2)}` + (f.track != null ? ` #${f.track}` : "");
+}
+
+function drawFaces(faces, w, h) {
+  overlay.width = w; overlay.height = h;
+  const g = overlay.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  g.lineWidth = Math.max(2, w / 240);
+  g.font = `${Math.max(14, Math.round(w / 40))}px sans-serif`;
+  for (const f of faces) {
+    const [x0, y0, x1, y1] = f.box, color = COLORS[f.label] || "#0f0";
+    g.setLineDash(f.uncertain ? [8, 6] : []);
+    g.strokeStyle = color;
+    g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    const text = faceText(f), tw = g.measureText(text).width, th = parseInt(g.font, 10) + 6;
+    const ty = y0 - th >= 0 ? y0 - th : y1;
+    g.setLineDash([]);
+    g.fillStyle = color; g.fillRect(x0, ty, tw + 8, th);
+    g.fillStyle = "#000"; g.fillText(text, x0 + 4, ty + th - 6);
+  }
+}
+
+function stackedBars(canvas, bins, gaps, t0, t1) {
+  // bins: [{start, end, shares: {label: share}}]; gaps: [{start, end}] drawn grey (no frames)
+  const g = canvas.getContext("2d"), W = canvas.width, H = canvas.height, span = Math.max(t1 - t0, 1e-6);
+  g.clearRect(0, 0, W, H);
+  const x = (t) => ((t - t0) / span) * W;
+  g.fillStyle = "#444";
+  for (const gap of gaps || []) g.fillRect(x(gap.start), 0, Math.max(2, x(gap.end == null ? t1 : gap.end) - x(gap.start)), H);
+  for (const b of bins) {
+    let y = H;
+    for (const l of state.labels.concat(["uncertain"])) {
+      const share = b.shares[l] || 0;
+      if (!share) continue;
+      g.fillStyle = COLORS[l] || "#0f0";
+      const bh = share * (H - 14);
+      g.fillRect(x(b.start) + 1, y - bh, Math.max(1, x(b.end) - x(b.start) - 2), bh);
+      y -= bh;
+    }
+  }
+  g.fillStyle = "#888"; g.font = "11px sans-serif";
+  g.fillText(`${t0.toFixed(0)} s`, 2, 11); g.fillText(`${t1.toFixed(0)} s`, W - 40, 11);
+}
+
+function drawLiveChart() {
+  const now = performance.now() / 1000, width = 2;
+  state.history = state.history.filter((h) => h.t > now - 60);
+  const bins = new Map();
+  for (const h of state.history) {
+    const k = Math.floor(h.t / width);
+    const c = bins.get(k) || {}; bins.set(k, c);
+    for (const l of h.labels) c[l] = (c[l] || 0) + 1;
+  }
+  const out = [];
+  for (const [k, c] of bins) {
+    const n = Object.values(c).reduce((a, b) => a + b, 0);
+    if (!n) continue;
+    const shares = {}; for (const l in c) shares[l] = c[l] / n;
+    out.push({start: k * width - (now - 60), end: (k + 1) * width - (now - 60), shares});
+  }
+  stackedBars($("live-chart"), out, [], 0, 60);
+}
+
+// ---- Jobs --------------------------------------------------------------------------------------
+$("job-start").addEventListener("click", async () => {
+  const raw = $("job-source").value.trim();
+  const source = /^\d+$/.test(raw) ? parseInt(raw, 10) : raw;
+  await jobCall(() => apiJson("/v1/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({source, stride: parseInt($("job-stride").value, 10) || 1})}));
+});
+
+$("job-upload").addEventListener("click", async () => {
+  const file = $("job-file").files[0];
+  if (!file) { $("job-msg").textContent = "choose a clip first"; return; }
+  const stride = parseInt($("job-stride").value, 10) || 1;
+  await jobCall(() => apiJson(`/v1/jobs/upload?name=${encodeURIComponent(file.name)}&stride=${stride}`,
+    {method: "POST", body: file}));
+});
+
+async function jobCall(fn) {
+  $("job-msg").textContent = "";
+  try { await fn(); } catch (e) { $("job-msg").textContent = e.message; }
+  loadJobs();
+}
+
+let timelineJob = null;
+async function loadJobs() {
+  let jobs;
+  try { jobs = (await apiJson("/v1/jobs")).jobs; } catch (e) { $("job-msg").textContent = e.message; return; }
+  const body = $("job-table").querySelector("tbody");
+  body.innerHTML = "";
+  for (const j of jobs) {
+    const tr = document.createElement("tr");
+    const progress = j.progress == null ? (j.state === "running" ? "live" : "") : `<progress max="1" value="${j.progress}"></progress>`;
+    const gaps = j.gaps.map((g) => `${g.start.toFixed(1)}-${g.end == null ? "..." : g.end.toFixed(1)} s`).join(", ");
+    tr.innerHTML = `<td>${j.id.slice(0, 8)}</td><td></td><td>${j.state}${j.error ? ": " : ""}</td><td>${progress}</td>` +
+      `<td>${j.frames}</td><td>${j.faces}</td><td>${gaps || "none"}</td><td></td>`;
+    tr.children[1].textContent = j.source;
+    if (j.error) tr.children[2].append(j.error);
+    const actions = tr.children[7];
+    const button = (text, fn) => { const b = document.createElement("button"); b.textContent = text; b.onclick = fn; actions.appendChild(b); };
+    if (j.state === "running" || j.state === "reconnecting") button("Stop", () => jobCall(() => api(`/v1/jobs/${j.id}/stop`, {method: "POST"})));
+    button("JSONL", () => download(`/v1/jobs/${j.id}/results?format=jsonl`, `job-${j.id}.jsonl`));
+    button("CSV", () => download(`/v1/jobs/${j.id}/results?format=csv`, `job-${j.id}.csv`));
+    button("Timeline", () => { timelineJob = j.id; drawTimeline(); });
+    body.appendChild(tr);
+  }
+  if (timelineJob) drawTimeline();
+}
+
+async function drawTimeline() {
+  const t = await apiJson(`/v1/jobs/${timelineJob}/timeline?window=5`);
+  $("timeline-title").textContent = `Timeline of job ${timelineJob.slice(0, 8)} (5 s windows; grey: no frames)`;
+  const ends = t.windows.map((w) => w.end).concat(t.gaps.map((g) => g.end || g.start));
+  stackedBars($("timeline"), t.windows, t.gaps, 0, Math.max(5, ...ends));
+}
+setInterval(() => { if (activeTab === "jobs") loadJobs(); }, 1500);
+
+// ---- Review ------------------------------------------------------------------------------------
+async function loadReview() {
+  let q;
+  try { q = await apiJson("/v1/review?limit=1"); } catch (e) {
+    $("review-msg").textContent = e.status === 403 ? "Review is off: start the service with --review DIR." : e.message;
+    $("review-item").hidden = true; return;
+  }
+  state.labels = q.labels;
+  const c = q.counts, done = Object.entries(c.labelled).map(([k, v]) => `${k} ${v}`).join(", ") || "none yet";
+  $("review-counts").textContent = `${c.pending} waiting (keeps at most ${c.max_pending}), labelled: ${done}; folder ${c.folder}`;
+  state.review = q.items[0] || null;
+  $("review-item").hidden = !state.review;
+  if (!state.review) { $("review-msg").textContent = "No uncertain faces waiting."; return; }
+  $("review-msg").textContent = `Faces the model was unsure of (below ${q.min_confidence}). One key press labels.`;
+  const blob = await (await api(`/v1/review/${state.review.id}/image`)).blob();
+  $("review-img").src = URL.createObjectURL(blob);
+  const [a, b] = state.review.top2;
+  $("review-top2").textContent = `model: ${a[0]} ${(a[1] * 100).toFixed(0)} %, ${b[0]} ${(b[1] * 100).toFixed(0)} %`;
+  $("review-keys").innerHTML = state.labels.map((l, i) => `<kbd>${i + 1}</kbd>${l}`).join(" ") +
+    " <kbd>0</kbd>no face <kbd>s</kbd>skip";
+}
+
+document.addEventListener("keydown", async (ev) => {
+  if (activeTab !== "review" || !state.review || ev.target.tagName === "INPUT") return;
+  let label = null;
+  if (ev.key === "s") label = "skip";
+  else if (ev.key === "0" || ev.key === "n") label = "no_face";
+  else if (/^[1-9]$/.test(ev.key) && parseInt(ev.key, 10) <= state.labels.length) label = state.labels[parseInt(ev.key, 10) - 1];
+  if (!label) return;
+  const id = state.review.id;
+  state.review = null;
+  try {
+    await api(`/v1/review/${id}`, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({label})});
+  } catch (e) { $("review-msg").textContent = e.message; }
+  loadReview();
+});
+
+$("review-export").addEventListener("click", () => download("/v1/review-export", "reviewed.zip").catch((e) => {
+  $("review-msg").textContent = e.message;
+}));
+
+refreshAll();

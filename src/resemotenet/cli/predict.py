@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="results file, .jsonl or .csv (default: %(default)s)")
     p.add_argument("--save-annotated", metavar="DIR", help="write copies with boxes and labels into DIR")
     p.add_argument("--blur-faces", action="store_true", help="pixelate the faces in the annotated copies")
+    p.add_argument("--explain", metavar="DIR", help="write a Grad-CAM heat map over each face into DIR (PNG)")
     p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame (default: 1)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each video or webcam after N analysed frames (a folder after N images)")
     p.add_argument("--batch-size", type=int, default=32, help="face crops per model call (default: 32)")
@@ -42,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint or .onnx file, or a shipped name: default (96x96) or fast (48x48) "
                    "(default: %(default)s)", default="default")
-    p.add_argument("--detector", default="haar", help="face detector: haar, mediapipe or yunet (default: haar)")
+    p.add_argument("--detector", default="centerface",
+                   help="face detector: centerface, haar, mediapipe or yunet (default: %(default)s)")
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
     p.add_argument("--min-face", type=int, metavar="PX",
                    help="haar: smallest face in pixels (default 48; lower finds smaller faces, slower)")
@@ -77,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
                            redetect_every=args.redetect_every)
     summary = RunSummary()
     annotated = AnnotatedOutput(args.save_annotated, blur=args.blur_faces) if args.save_annotated else None
+    if args.explain:
+        from ..inference.explain import ExplainOutput
+
+        annotated = _Explaining(annotated, ExplainOutput(args.explain, predictor))
     started = time.monotonic()
     names = _copy_names(sources)
     with open_writer(args.output, predictor.labels) as writer:
@@ -90,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     no_face = f" and {writer.empty} image(s) with no face" if writer.empty else ""
     print(f"wrote {writer.rows} face(s){no_face} to {args.output} in {time.monotonic() - started:.1f} s")
+    if args.explain:
+        print(f"{annotated.explain.written} heat map(s) in {args.explain}")
+        annotated = annotated.inner
     if annotated and annotated.written:
         print(f"annotated copies in {args.save_annotated}")
     if summary.failed:
@@ -152,6 +161,33 @@ def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, su
             annotated.close_video(_annotated_name(src, src.name, names))
         summary.end_source(src.name)
         summary.notes += src.notes
+
+
+class _Explaining:
+    """``--explain``: heat maps for every frame with faces, then the annotated copy (if asked for)."""
+
+    def __init__(self, inner, explain):
+        self.inner, self.explain = inner, explain
+
+    def image(self, name: str, image, faces) -> None:
+        if faces:
+            self.explain.frame(name, image)
+        if self.inner:
+            self.inner.image(name, image, faces)
+
+    def frame(self, name: str, image, faces, fps) -> None:
+        if faces:
+            self.explain.frame(name, image, frame=faces[0].frame)
+        if self.inner:
+            self.inner.frame(name, image, faces, fps)
+
+    def close_video(self, name: str) -> None:
+        if self.inner:
+            self.inner.close_video(name)
+
+    def close(self) -> None:
+        if self.inner:
+            self.inner.close()
 
 
 def _annotated_name(src, frame_source: str, names: dict[str, str]) -> str:

@@ -92,7 +92,7 @@ class CenterFaceDetector:
 
     name = "centerface"
 
-    def __init__(self, max_side: int = 480, min_score: float = 0.5, nms_threshold: float = 0.3,
+    def __init__(self, max_side: int = 480, min_score: float = 0.3, nms_threshold: float = 0.3,
                  backend: str = "auto", model_path: str | Path | None = None, threads: int | None = None):
         if not isinstance(max_side, int) or max_side < MULTIPLE:
             raise ConfigError(f"centerface: max_side must be an integer >= {MULTIPLE}, got {max_side!r}")

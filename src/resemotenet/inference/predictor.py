@@ -133,6 +133,7 @@ class Predictor:
         if batch_size < 1 or margin < 0 or redetect_every < 1:
             raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")
         self.backend = _backend(model, device)
+        self.model_source = model  # what ``inference.explain`` loads for gradients (the backend may be fused)
         meta = self.backend.meta
         self.labels: tuple[str, ...] = tuple(meta["labels"])
         self.spec = PreprocessSpec.from_dict(meta["preprocess"])

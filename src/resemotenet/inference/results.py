@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..labels import UNCERTAIN
-from ..utils.errors import ConfigError, DataError
+from ..utils.errors import ConfigError, DataError, OutputError
 from .faces import Box, expand_box
 
 RESULT_FORMATS = (".jsonl", ".csv")
@@ -100,14 +100,14 @@ class ResultWriter:
             write()
             self._f.flush()
         except OSError as exc:  # a full disk or a vanished folder: the rows written so far stay valid
-            raise DataError(f"{self.path}: could not write results ({exc.strerror or exc}); "
-                            f"the {self.rows} row(s) before it are intact") from exc
+            raise OutputError(f"{self.path}: could not write results ({exc.strerror or exc}); "
+                              f"the {self.rows} row(s) before it are intact") from exc
 
     def close(self) -> None:
         try:
             self._f.close()
         except OSError as exc:
-            raise DataError(f"{self.path}: could not write results ({exc.strerror or exc})") from exc
+            raise OutputError(f"{self.path}: could not write results ({exc.strerror or exc})") from exc
 
     def __enter__(self) -> ResultWriter:
         return self

@@ -115,6 +115,10 @@ def _parse_meta(path: Path, raw: Any) -> dict[str, Any]:
         raise CheckpointError(f"{path}: its resemotenet metadata is not valid JSON") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its resemotenet metadata is not a JSON object")
+    missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
+                              f"it was not written by resemotenet's save_model or export")
     return meta
 
 

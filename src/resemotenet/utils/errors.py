@@ -17,6 +17,10 @@ class CheckpointError(ResEmoteNetError):
     """A checkpoint is missing, unsafe, or belongs to another architecture."""
 
 
+class OutputError(ResEmoteNetError):
+    """A result or model file could not be written (full disk, no permission): the run stops."""
+
+
 class MissingExtraError(ResEmoteNetError):
     """An optional dependency is not installed."""
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import ResEmoteNetError
+from .errors import OutputError, ResEmoteNetError
 
 
 @contextlib.contextmanager
@@ -33,18 +33,20 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-            raise ResEmoteNetError(f"{dst}: could not write ({exc.strerror or exc}); nothing was changed") from exc
-        if isinstance(exc, RuntimeError) and _is_write_failure(exc):
-            raise ResEmoteNetError(f"{dst}: could not write ({_why(dst)}); nothing was changed") from exc
+            raise OutputError(f"{dst}: could not write ({exc.strerror or exc}); nothing was changed") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, ResEmoteNetError) and _is_write_failure(exc):
+            raise OutputError(f"{dst}: could not write ({_why(dst)}); nothing was changed") from exc
         raise
 
 
-# torch's zip writer reports a short write (a full disk) as a RuntimeError with these words
-_TORCH_WRITE_FAILURES = ("inline_container", "unexpected pos", "PytorchStreamWriter", "file write failed")
+# torch's zip writer and safetensors report a short write (a full disk) in their own exception
+# types, with these words
+_WRITE_FAILURES = ("inline_container", "unexpected pos", "PytorchStreamWriter", "file write failed",
+                   "No space left on device", "os error 28", "I/O error")
 
 
-def _is_write_failure(exc: RuntimeError) -> bool:
-    return any(s in str(exc) for s in _TORCH_WRITE_FAILURES)
+def _is_write_failure(exc: Exception) -> bool:
+    return any(s in str(exc) for s in _WRITE_FAILURES)
 
 
 def _why(dst: Path) -> str:

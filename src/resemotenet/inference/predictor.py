@@ -113,9 +113,11 @@ class Predictor:
     ``model``: None (the shipped model), a checkpoint or ``.onnx`` path, or a loaded module.
     ``detector``: a registry name ('centerface', 'haar', 'mediapipe', 'yunet') or any callable
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
-    ``margin``: the crop grows by this fraction of the face box. ``align``: when the detector
+    ``margin``: the crop grows by this fraction of the face box. ``align=True``: when the detector
     gives landmarks (centerface does), a face whose eyes tilt by 3 degrees or more is rotated
-    level before it is cropped (``faces.align_face``), as FER2013's faces are. Below ``min_confidence`` a
+    level before it is cropped (``faces.align_face``). Off by default: on 114 PrivateTest faces
+    turned by 10-25 degrees it changed the shipped model's accuracy from 63.2 % to 62.3 %
+    (``benchmarks/detectors.py --align 120``), no gain for the extra resampling. Below ``min_confidence`` a
     face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
     track's past probabilities (0 = none). ``redetect_every``: in a video, the whole frame is
     searched for faces every N analysed frames and only around the known faces in between
@@ -127,7 +129,7 @@ class Predictor:
                  detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR, margin: float = 0.2,
                  min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
                  device: str = "cpu", detector_options: dict[str, Any] | None = None,
-                 redetect_every: int = 10, align: bool = True):
+                 redetect_every: int = 10, align: bool = False):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
         if batch_size < 1 or margin < 0 or redetect_every < 1:

@@ -6,8 +6,10 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="show models, datasets and the shipped default model")
-    p.add_argument("checkpoint", nargs="?", help="describe this checkpoint instead")
+    p = sub.add_parser("info", help="show models, datasets and the shipped models; or one model's card")
+    p.add_argument("model", nargs="?", help="print the model card of this model: a shipped name (default, fast), "
+                   "a checkpoint, a .safetensors or an .onnx file")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.set_defaults(func=run)
 
 
@@ -21,9 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from ..models import create_model, list_models
     from ..models.checkpoint import SHIPPED, load_checkpoint
 
-    if args.checkpoint:
-        _, meta, _ = load_checkpoint(args.checkpoint)
-        print(json.dumps(meta, indent=2))
+    if args.model:
+        from ..inference.backends import open_card
+
+        card = open_card(args.model)
+        print(json.dumps(card.to_meta(), indent=2) if args.json else card.describe())
         return 0
     print(f"resemotenet {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print("models:")
@@ -34,8 +38,13 @@ def run(args: argparse.Namespace) -> int:
     print("datasets: " + ", ".join(list_readers()))
     for shipped, path in SHIPPED.items():
         if path.is_file():
+            from ..card import ModelCard
+
             _, meta, _ = load_checkpoint(path)
-            print(f"{shipped} model: {meta['model']} {meta['preprocess']} labels={meta['labels']}")
+            card = ModelCard.from_meta(meta, str(path))
+            p = card.preprocess
+            print(f"{shipped} model: {card.arch}, {p.size}x{p.size}x{p.channels}, labels {', '.join(card.labels)} "
+                  f"(resemotenet info {shipped})")
         else:
             print(f"{shipped} model: not installed")
     return 0

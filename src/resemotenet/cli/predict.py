@@ -48,7 +48,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
     p.add_argument("--min-face", type=int, metavar="PX",
                    help="haar: smallest face in pixels (default 48; lower finds smaller faces, slower)")
-    p.add_argument("--margin", type=float, default=0.2, help="crop margin, fraction of the face box (default: 0.2)")
+    p.add_argument("--margin", type=float, help="crop margin, fraction of the face box (default: the model "
+                   "card's framing, 0.2 for the shipped models)")
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")

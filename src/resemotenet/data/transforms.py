@@ -1,4 +1,5 @@
-"""The ONLY place preprocessing is defined: resizing, channels, normalisation, augmentation.
+"""Training-time augmentation and test-time views, on top of the inference preprocessing in
+``resemotenet.preprocess`` (re-exported here, so both paths share one definition).
 
 Images travel as uint8: (N, H, W) grayscale or (N, H, W, 3) RGB numpy arrays, or uint8 tensors
 (N, C, H, W). Training augments whole batches on tensors (one ``grid_sample`` does resize,
@@ -14,55 +15,10 @@ import torch
 from torch.nn import functional as F
 
 from ..config import AugmentConfig, PreprocessSpec
+from ..preprocess import match_channels, normalize, preprocess_batch, resize_face, to_nchw
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-
-
-def resize_face(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize one uint8 face crop (H, W) or (H, W, 3) to ``size`` x ``size`` (area when shrinking)."""
-    import cv2
-
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
-
-
-def to_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, 3) -> uint8 tensor (N, C, H, W) (no copy when possible)."""
-    t = torch.as_tensor(images)
-    if t.dim() == 3:
-        return t.unsqueeze(1)
-    if t.dim() == 4 and t.shape[-1] in (1, 3):
-        return t.permute(0, 3, 1, 2)
-    raise ValueError(f"expected images shaped (N,H,W) or (N,H,W,3), got {tuple(t.shape)}")
-
-
-def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """Float (N, C, H, W): grayscale copied to 3 channels, or RGB reduced to luminance."""
-    if x.shape[1] == channels:
-        return x
-    if channels == 3:
-        return x.expand(-1, 3, -1, -1)
-    return (x * _LUMA.to(x.dtype)).sum(1, keepdim=True)
-
-
-def normalize(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
-    mean = torch.tensor(spec.mean, dtype=x.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - mean) / std
-
-
-def preprocess_batch(images: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
-    """uint8 batch (any layout accepted by ``to_nchw``) -> normalised float (N, C, size, size)."""
-    x = images if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[1] in (1, 3) \
-        else to_nchw(images)
-    x = match_channels(x.float().div_(255.0), spec.channels)
-    if x.shape[-2:] != (spec.size, spec.size):
-        x = F.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > spec.size)
-    return normalize(x, spec).contiguous()
-
+__all__ = ["augment_batch", "gaussian_blur", "match_channels", "normalize", "preprocess_batch", "resize_face",
+           "respec", "ten_crop", "to_nchw"]
 
 def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig,
                   gen: torch.Generator) -> torch.Tensor:

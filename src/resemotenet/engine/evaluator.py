@@ -12,7 +12,8 @@ from torch import nn
 
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
-from ..data.transforms import preprocess_batch, ten_crop
+from ..data.transforms import ten_crop
+from ..preprocess import FaceTransform
 from ..labels import shared_labels
 from ..metrics import classification_metrics
 from ..utils.errors import DataError
@@ -42,9 +43,10 @@ def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor,
     if tta not in TTA:
         raise DataError(f"unknown test-time augmentation {tta!r}; valid: {', '.join(TTA)}")
     forward = _forward_fn(model, device, amp)
+    transform = FaceTransform(spec)  # what ModelCard.transforms() returns: one preprocessing everywhere
     out = []
     for i in range(0, len(images), batch_size):
-        x = preprocess_batch(images[i:i + batch_size], spec)
+        x = transform(images[i:i + batch_size])
         views = {"none": x.unsqueeze(0), "flip": torch.stack([x, x.flip(-1)]), "tencrop": None}[tta]
         if views is None:
             views = ten_crop(x)

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
-from ..data.transforms import preprocess_batch, resize_face
+from ..preprocess import FaceTransform
 from ..utils.errors import CheckpointError, ConfigError, MissingExtraError, ResEmoteNetError
 from ..utils.io import atomic_path
 
@@ -215,10 +215,8 @@ def check_inputs(images: np.ndarray | torch.Tensor, spec: PreprocessSpec, what: 
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)) or arr.shape[1] != arr.shape[2]:
         raise ConfigError(f"{what}: expected square faces shaped (N, H, W) or (N, H, W, 3), "
                           f"got {tuple(arr.shape)}")
-    if arr.shape[1] != spec.size:  # the uint8 resize of training and `eval`, so accuracies agree
-        arr = np.stack([resize_face(im, spec.size) for im in arr])
-    return np.concatenate([preprocess_batch(arr[i:i + 512], spec).numpy()
-                           for i in range(0, len(arr), 512)])
+    transform = FaceTransform(spec)  # the model card's one preprocessing (uint8 resize, as training and eval)
+    return np.concatenate([transform(arr[i:i + 512]).numpy() for i in range(0, len(arr), 512)])
 
 
 def parity(model: nn.Module, session: Any, x: np.ndarray) -> dict[str, Any]:

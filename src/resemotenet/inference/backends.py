@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..card import ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from ..utils.errors import CheckpointError, DataError, MissingExtraError
 
@@ -35,6 +36,7 @@ class TorchBackend:
 
         self.device = resolve_device(device)
         self.meta: dict[str, Any] = dict(getattr(model, "pretrained_cfg", {}))
+        self.card = ModelCard.from_meta(self.meta, "model") if self.meta else None
         model = model.eval()
         if fuse:
             model = _fuse_conv_bn(model)
@@ -79,6 +81,7 @@ class OnnxBackend:
         meta = _file_meta(path, props)
         meta.update(overrides or {})
         self.meta = _complete(path, meta, self.input_shape, labels, size, channels, mean, std)
+        self.card = ModelCard.from_meta(self.meta, str(path))
         out_dim = self.session.get_outputs()[0].shape[-1]
         if isinstance(out_dim, int) and out_dim != len(self.meta["labels"]):
             raise CheckpointError(f"{path}: the model has {out_dim} outputs but {len(self.meta['labels'])} "
@@ -152,8 +155,8 @@ def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], l
     missing = [k for k in ("labels",) if not meta.get(k)] + [k for k in ("size", "channels", "mean", "std")
                                                               if k not in pre]
     if missing:
-        raise CheckpointError(f"{path}: no resemotenet metadata for {', '.join(missing)}; pass "
-                              + ", ".join(f"--{k}" for k in missing) + " (or export with 'resemotenet export')")
+        raise CheckpointError(f"{path}: no resemotenet metadata for {', '.join(missing)}; export the model with "
+                              f"'resemotenet export' (or pass {', '.join(missing)} to OnnxBackend in Python)")
     meta["preprocess"] = PreprocessSpec.from_dict(pre).to_dict()
     meta.setdefault("temperature", 1.0)
     meta.setdefault("model", path.stem)
@@ -172,3 +175,13 @@ def open_backend(model: str | Path | nn.Module | None = None, **kw: Any) -> Torc
     from ..models import load_model
 
     return TorchBackend(load_model(model), device, fuse)
+
+
+def open_card(model: str | Path | None = None) -> ModelCard:
+    """The model card of a shipped name, a checkpoint, a safetensors or an ONNX file."""
+    if model is not None and str(model).lower().endswith(".onnx"):
+        return OnnxBackend(model).card
+    from ..models.checkpoint import load_checkpoint
+
+    _, meta, _ = load_checkpoint("default" if model is None else model)
+    return ModelCard.from_meta(meta, str(model))

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PreprocessSpec
+from ..card import ModelCard
 from ..data.dataset import read_image
-from ..data.transforms import preprocess_batch, resize_face
 from ..labels import UNCERTAIN
 from ..utils.errors import ConfigError, DataError
 from .faces import DEFAULT_DETECTOR, Box, Detection, FaceFollower, align_face, create_detector, crop, expand_box
@@ -126,23 +125,28 @@ class Predictor:
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module | None = None,
-                 detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR, margin: float = 0.2,
+                 detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR,
+                 margin: float | None = None,
                  min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
                  device: str = "cpu", detector_options: dict[str, Any] | None = None,
-                 redetect_every: int = 10, align: bool = False):
+                 redetect_every: int = 10, align: bool | None = None):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        if batch_size < 1 or margin < 0 or redetect_every < 1:
-            raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")
         self.backend = _backend(model, device)
         self.model_source = model  # what ``inference.explain`` loads for gradients (the backend may be fused)
-        meta = self.backend.meta
-        self.labels: tuple[str, ...] = tuple(meta["labels"])
-        self.spec = PreprocessSpec.from_dict(meta["preprocess"])
-        self.temperature = float(meta.get("temperature", 1.0))
+        self.card: ModelCard = self.backend.card or ModelCard.from_meta(self.backend.meta, "model")
+        self.labels: tuple[str, ...] = tuple(self.card.labels)
+        self.spec = self.card.preprocess
+        self.transform = self.card.transforms()
+        self.temperature = self.card.temperature
+        framing = self.card.framing  # the crop the model was trained on, unless the caller overrides it
+        margin = framing.margin if margin is None else margin
+        align = framing.align if align is None else align
+        if batch_size < 1 or margin < 0 or redetect_every < 1:
+            raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")
         self.detector = detector if callable(detector) else create_detector(detector, **(detector_options or {}))
         self.margin, self.min_confidence, self.redetect_every = margin, min_confidence, redetect_every
-        self.align = align
+        self.align, self.square, self.shift_y = align, framing.square, framing.shift_y
         self.batch_size, self.smoothing = batch_size, _check_smoothing(smoothing)  # now, not at the first video
 
     # -- the building blocks -------------------------------------------------------------------
@@ -152,8 +156,7 @@ class Predictor:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(crops), self.batch_size):
-            batch = np.stack([_rgb(resize_face(c, self.spec.size)) for c in crops[i:i + self.batch_size]])
-            logits = self.backend(preprocess_batch(batch, self.spec))
+            logits = self.backend(self.transform(crops[i:i + self.batch_size]))
             out.append(torch.softmax(logits.float() / self.temperature, -1).numpy())
         return np.concatenate(out)
 
@@ -166,9 +169,13 @@ class Predictor:
         return [(d.box, self._crop(rgb, d, w, h)) for d in found]
 
     def _crop(self, rgb: np.ndarray, d: Detection, w: int, h: int) -> np.ndarray:
+        box = d.box
+        if self.shift_y:  # the framing the model was trained on sits lower or higher on the face
+            dy = int(round(self.shift_y * (box[3] - box[1])))
+            box = (box[0], box[1] + dy, box[2], box[3] + dy)
         if self.align and d.landmarks is not None:
-            return align_face(rgb, d.box, d.landmarks, self.margin)
-        return crop(rgb, expand_box(d.box, self.margin, w, h))
+            return align_face(rgb, box, d.landmarks, self.margin)
+        return crop(rgb, expand_box(box, self.margin, w, h, square=self.square))
 
     def follower(self) -> FaceFollower:
         """A fresh video face search (whole frame every ``redetect_every`` frames)."""

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..card import ModelCard
 from ..config import PreprocessSpec
 from ..labels import EMOTIONS7, OFFICIAL_RESEMOTENET_ORDER, remap_indices
 from ..utils.errors import CheckpointError, ConfigError
@@ -46,13 +47,14 @@ PAPER_PREPROCESS = PreprocessSpec()
 
 def make_meta(model_name: str, model_kwargs: dict[str, Any], preprocess: PreprocessSpec,
               labels: tuple[str, ...] | list[str], temperature: float = 1.0, **extra: Any) -> dict[str, Any]:
+    """The metadata dict of a new model card (``ModelCard.to_meta``); card fields such as
+    ``training_data`` or ``framing`` may be passed in ``extra``."""
     from .. import __version__
 
-    return {
-        "format": FORMAT, "model": model_name, "model_kwargs": dict(model_kwargs),
-        "preprocess": preprocess.to_dict(), "labels": list(labels), "temperature": float(temperature),
-        "package_version": __version__, **extra,
-    }
+    meta = {"format": FORMAT, "model": model_name, "model_kwargs": dict(model_kwargs),
+            "preprocess": preprocess.to_dict(), "labels": list(labels), "temperature": float(temperature),
+            "package_version": __version__, **extra}
+    return ModelCard.from_meta(meta).to_meta()
 
 
 def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any], half: bool = False,
@@ -115,10 +117,7 @@ def _parse_meta(path: Path, raw: Any) -> dict[str, Any]:
         raise CheckpointError(f"{path}: its resemotenet metadata is not valid JSON") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its resemotenet metadata is not a JSON object")
-    missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
-    if missing:
-        raise CheckpointError(f"{path}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
-                              f"it was not written by resemotenet's save_model or export")
+    ModelCard.from_meta(meta, str(path))  # validates: required fields, types
     return meta
 
 
@@ -155,10 +154,7 @@ def _official_meta() -> dict[str, Any]:
 
 
 def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "checkpoint") -> nn.Module:
-    missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
-    if missing:
-        raise CheckpointError(f"{where}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
-                              f"it was not written by resemotenet's save_model or export")
+    card = ModelCard.from_meta(meta, where)
     try:
         model = create_model(meta["model"], **meta.get("model_kwargs", {}))
     except (KeyError, ConfigError) as exc:
@@ -169,7 +165,8 @@ def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{where}: weights do not fit model {meta['model']!r} ({first[:200]})") from exc
-    model.pretrained_cfg = meta  # type: ignore[attr-defined]
+    model.pretrained_cfg = meta  # type: ignore[attr-defined]  (timm's name for the same dict)
+    model.card = card  # type: ignore[attr-defined]
     return model
 
 
@@ -184,8 +181,20 @@ def load_model(path: str | Path | None = None) -> nn.Module:
     return model_from_state(state, meta, str(path)).eval()
 
 
+def card_of(model: nn.Module) -> ModelCard:
+    """The model card of a loaded model (built from ``pretrained_cfg`` where only that is set)."""
+    card = getattr(model, "card", None)
+    if card is None:
+        meta = getattr(model, "pretrained_cfg", None)
+        if not meta:
+            raise CheckpointError("the model has no model card (labels and preprocessing); "
+                                  "load it with resemotenet.load_model")
+        card = ModelCard.from_meta(meta, "model")
+    return card
+
+
 def preprocess_of(model: nn.Module) -> PreprocessSpec:
-    return PreprocessSpec.from_dict(model.pretrained_cfg["preprocess"])  # type: ignore[attr-defined]
+    return card_of(model).preprocess
 
 
 def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,0 +1,164 @@
+"""The model card: one typed, frozen record that travels with every weights file.
+
+A checkpoint's, a safetensors file's and an ONNX file's metadata hold the same JSON (the card's
+``to_meta()``), so ``load_model(path)`` needs nothing but the file. The card says what the model
+is (architecture, labels), how a face becomes its input (``preprocess``, ``framing``, and the one
+``transforms()`` every consumer calls), how far to trust it (calibrated ``temperature``, the
+recommended ``threshold`` for handing a face to a person, measured ``metrics`` with split and
+date) and where it came from (training data, recipe). Files written before the card existed
+load too: missing fields take their defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .config import PreprocessSpec
+from .utils.errors import CheckpointError
+
+FORMAT = "resemotenet/1"
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a detector's face box becomes the crop the model saw in training.
+
+    ``margin``: the box grows by this fraction of its side on every edge; ``square``: the crop is
+    made square around the box centre; ``shift_y``: the centre moves down by this fraction of
+    the side (FER2013's crops run from the brows to the chin); ``align``: faces whose eye
+    landmarks tilt are rotated level first."""
+
+    margin: float = 0.2
+    square: bool = True
+    shift_y: float = 0.0
+    align: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured figure: ``value`` of ``name`` on ``split`` of ``data``, with its date and command."""
+
+    name: str
+    value: float
+    split: str
+    data: str = ""
+    date: str = ""
+    command: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    arch: str
+    labels: tuple[str, ...]
+    preprocess: PreprocessSpec
+    arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    framing: Framing = field(default_factory=Framing)
+    temperature: float = 1.0
+    threshold: float | None = None  # recommended --min-confidence (chosen on validation data)
+    training_data: str = ""
+    recipe: str = ""
+    parameters: int | None = None
+    metrics: tuple[Metric, ...] = ()
+    package_version: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)  # anything else the file carried
+
+    # ---- the one preprocessing -----------------------------------------------------------------
+    def transforms(self) -> Any:
+        """The callable that turns uint8 face crops into this model's input batch."""
+        from .preprocess import FaceTransform
+
+        return FaceTransform(self.preprocess)
+
+    # ---- (de)serialisation ---------------------------------------------------------------------
+    def to_meta(self) -> dict[str, Any]:
+        """The metadata dict stored in files (keys of the pre-card format kept as they were)."""
+        meta = {
+            **dict(self.extra), "format": FORMAT, "model": self.arch, "model_kwargs": dict(self.arch_kwargs),
+            "preprocess": self.preprocess.to_dict(), "labels": list(self.labels),
+            "temperature": float(self.temperature), "framing": self.framing.to_dict(),
+            "package_version": self.package_version,
+        }
+        optional = {"threshold": self.threshold, "training_data": self.training_data, "recipe": self.recipe,
+                    "parameters": self.parameters}
+        meta.update({k: v for k, v in optional.items() if v not in (None, "")})
+        if self.metrics:
+            meta["metrics"] = [m.to_dict() for m in self.metrics]
+        return meta
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_meta(), sort_keys=True)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any], where: str = "metadata") -> ModelCard:
+        """A card from a file's metadata dict (old files: missing fields take their defaults)."""
+        missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
+        if missing:
+            raise CheckpointError(f"{where}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
+                                  f"it was not written by resemotenet's save_model or export")
+        try:
+            framing = Framing(**{k: v for k, v in dict(meta.get("framing") or {}).items()
+                                 if k in {f.name for f in fields(Framing)}})
+            metrics = tuple(Metric(**m) for m in meta.get("metrics") or ())
+            known = {"format", "model", "model_kwargs", "preprocess", "labels", "temperature", "framing",
+                     "threshold", "training_data", "recipe", "parameters", "metrics", "package_version"}
+            return cls(
+                arch=str(meta["model"]), labels=tuple(meta["labels"]),
+                preprocess=PreprocessSpec.from_dict(dict(meta["preprocess"])),
+                arch_kwargs=dict(meta.get("model_kwargs") or {}), framing=framing,
+                temperature=float(meta.get("temperature", 1.0)),
+                threshold=None if meta.get("threshold") is None else float(meta["threshold"]),
+                training_data=str(meta.get("training_data", "") or meta.get("dataset", "") or ""),
+                recipe=str(meta.get("recipe", "") or ""),
+                parameters=None if meta.get("parameters") is None else int(meta["parameters"]),
+                metrics=metrics, package_version=str(meta.get("package_version", "")),
+                extra={k: v for k, v in meta.items() if k not in known},
+            )
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: malformed model card ({exc})") from exc
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "metadata") -> ModelCard:
+        try:
+            return cls.from_meta(json.loads(text), where)
+        except ValueError:
+            raise CheckpointError(f"{where}: its resemotenet metadata is not valid JSON") from None
+
+    def with_(self, **changes: Any) -> ModelCard:
+        """A copy with some fields changed (the card itself is frozen)."""
+        return replace(self, **changes)
+
+    # ---- for people ----------------------------------------------------------------------------
+    def describe(self) -> str:
+        """The card as ``resemotenet info MODEL`` prints it."""
+        p, f = self.preprocess, self.framing
+        lines = [
+            f"architecture   {self.arch} {dict(self.arch_kwargs) or ''}".rstrip(),
+            f"parameters     {self.parameters:,}" if self.parameters else "parameters     (not recorded)",
+            f"labels         {', '.join(self.labels)}",
+            f"input          {p.size}x{p.size}, {p.channels} channel(s), mean {list(p.mean)}, std {list(p.std)}",
+            f"framing        margin {f.margin}, {'square' if f.square else 'box-shaped'}, shift_y {f.shift_y}, "
+            f"{'eyes levelled' if f.align else 'no alignment'}",
+            f"temperature    {self.temperature:.4g}",
+            f"threshold      {self.threshold if self.threshold is not None else '(none recommended)'}",
+            f"training data  {self.training_data or '(not recorded)'}",
+            f"recipe         {self.recipe or '(not recorded)'}",
+        ]
+        if self.metrics:
+            lines.append("measured")
+            for m in self.metrics:
+                lines.append(f"  {m.name} {m.value:.4f} on {m.split} of {m.data or '?'} ({m.date or 'undated'})"
+                             + (f": {m.command}" if m.command else ""))
+        else:
+            lines.append("measured       (no figures recorded in the file; see RECIPES.md)")
+        if self.package_version:
+            lines.append(f"written by     resemotenet {self.package_version}")
+        return "\n".join(lines)

@@ -87,7 +87,12 @@ def run_one(args: argparse.Namespace, variant: str, seed: int, out: Path) -> dic
     resuming = (run_dir / "last.pt").is_file()
     print(f"== {variant} seed {seed}: {'resuming' if resuming else 'training'} in {run_dir}", flush=True)
     t0 = time.perf_counter()
-    result = train(cfg, resume=True)  # resume=True starts fresh when there is no last.pt
+    from pathlib import Path
+
+    started = (Path(cfg.output) / "last.pt").is_file()
+    # an interrupted run continues exactly; a run folder without last.pt (killed before its first
+    # epoch ended) starts over
+    result = train(cfg, resume=started, force=not started)
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
     return {
         "recipe": key, "variant": variant, "seed": seed, "epochs": cfg.epochs,

@@ -259,7 +259,7 @@ def test_bad_devices(device, needle, command, tmp_path, tiny_checkpoint, capsys)
         pytest.skip("this machine has 8 GPUs")
     argv = {"predict": ["predict", str(demo_image()), "--model", str(tiny_checkpoint), "--device", device,
                         "-o", str(tmp_path / "r.jsonl")],
-            "demo": ["demo", "--device", device, "--output-dir", str(tmp_path / "demo")]}[command]
+            "demo": ["demo", "--device", device, "-o", str(tmp_path / "demo")]}[command]
     _judge(capsys, main(argv), 2, (needle,), tmp_path)
 
 

@@ -100,7 +100,7 @@ def test_cli_distill_writes_a_student_from_a_teacher_with_other_preprocessing(ti
                                                                                 tmp_path, capsys):
     out = tmp_path / "student"
     # the teacher is 48x48 grayscale; the student keeps the default 64x64 RGB preprocessing
-    assert main(["distill", "--teacher", str(tiny_checkpoint), "--model", "resemotenet_s",
+    assert main(["distill", "--teacher", str(tiny_checkpoint), "--arch", "resemotenet_s",
                  "--data", f"fer2013:{fer2013_csv}", "--epochs", "1", "--limit", "32", "--batch-size", "16",
                  "--alpha", "0.7", "--temperature", "3", "--output", str(out), "--no-progress"]) == 0
     assert "epoch 1/1" in capsys.readouterr().out

@@ -135,7 +135,7 @@ def test_cli_export_then_eval_matches_torch(tiny_checkpoint, fer2013_csv, tmp_pa
     out = tmp_path / "cli.onnx"
     out.write_text("keep me")
     args = ["export", str(tiny_checkpoint), "--format", "onnx", "--output", str(out),
-            "--check-data", str(fer2013_csv), "--check-size", "16"]
+            "--data", str(fer2013_csv), "--limit", "16"]
     assert main(args) == 2
     assert "already exists (use --force" in capsys.readouterr().err and out.read_text() == "keep me"
     assert main(args + ["--force"]) == 0
@@ -153,7 +153,7 @@ def test_not_a_checkpoint_is_one_clear_line(tmp_path, exported, capsys):
     bad = tmp_path / "notes.pt"
     bad.write_text("hello")
     for arg in (bad, exported, tmp_path / "missing.pt"):
-        assert main(["export", str(arg), "--output", str(tmp_path / "x.onnx"), "--check-data", "synthetic"]) == 2
+        assert main(["export", str(arg), "--output", str(tmp_path / "x.onnx"), "--data", "synthetic"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(arg) in err[0], err
     assert not (tmp_path / "x.onnx").exists()
@@ -215,8 +215,8 @@ def test_quantize_refuses_bad_calibration_and_bad_files(exported, tmp_path, no_r
 
 def test_cli_quantize_with_a_calibration_dataset(exported, fer2013_csv, tmp_path, capsys, no_real_data):
     out = tmp_path / "cli.int8.onnx"
-    assert main(["quantize", str(exported), "--output", str(out), "--calibration", f"fer2013:{fer2013_csv}",
-                 "--calibration-size", "32"]) == 0
+    assert main(["quantize", str(exported), "--output", str(out), "--data", f"fer2013:{fer2013_csv}",
+                 "--limit", "32"]) == 0
     printed = capsys.readouterr().out
     assert "calibrated on 32 faces of fer2013 validation split" in printed and "MB ->" in printed
     assert OnnxBackend(out).meta == OnnxBackend(exported).meta

@@ -74,7 +74,7 @@ def test_init_from_alone_keeps_the_checkpoints_architecture_and_preprocessing(ti
 
 
 def test_finetune_from_an_incompatible_checkpoint_is_refused(tiny_checkpoint, site_faces, tmp_path, capsys):
-    code = main(["train", "--init-from", str(tiny_checkpoint), "--model", "resemotenet_t", "--data",
+    code = main(["train", "--init-from", str(tiny_checkpoint), "--arch", "resemotenet_t", "--data",
                  f"folder:{site_faces}", "--epochs", "1", "--batch-size", "8", "--output", str(tmp_path / "r")])
     assert code == 2
     assert "holds 'resemotenet_s'" in capsys.readouterr().err

@@ -354,7 +354,7 @@ def test_cli_missing_webcam_is_a_listed_failure(tmp_path, tiny_checkpoint, capsy
 
 def test_demo_writes_results_and_annotated_copy(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--model", str(tiny_checkpoint), "--output-dir", str(out)]) == 0
+    assert main(["demo", "--model", str(tiny_checkpoint), "-o", str(out)]) == 0
     assert "face 1 at" in capsys.readouterr().out
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["source"] == "astronaut.jpg"

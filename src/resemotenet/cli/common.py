@@ -38,3 +38,45 @@ def data_options(items: list[str]) -> dict:
         k, v = item.split("=", 1)
         out[k] = yaml.safe_load(v)
     return out
+
+
+# ---- one vocabulary ---------------------------------------------------------------------------
+# --model   weights: a shipped name (default, fast) or a file (.pt, .safetensors, .onnx)
+# --arch    an architecture name from the registry (train)
+# --data    a dataset as NAME:PATH
+# --output  where results go (-o)
+# --limit   use at most N samples;  --batch-size  samples per model call
+class _Deprecated(argparse.Action):
+    """An old spelling that still works for one release: stores into the new flag's ``dest`` and
+    prints one line saying what to write instead."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kw):
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"resemotenet: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kw) -> None:
+    p.add_argument(old, action=_Deprecated, new=new, dest=dest, help=argparse.SUPPRESS, **kw)
+
+
+def add_model_arg(p: argparse.ArgumentParser, helptext: str, default: str | None = None) -> None:
+    """``MODEL`` as a positional argument or as ``--model`` (the same word as predict and serve)."""
+    p.add_argument("model_pos", nargs="?", metavar="MODEL", help=helptext)
+    p.add_argument("--model", dest="model_opt", metavar="MODEL", help="the same as the positional MODEL")
+    p.set_defaults(model_default=default)
+
+
+def model_of(args: argparse.Namespace) -> str:
+    """The MODEL a command was given (positional or --model), or a one-line error."""
+    if args.model_pos and args.model_opt and args.model_pos != args.model_opt:
+        raise ConfigError(f"two models given ({args.model_pos!r} and --model {args.model_opt!r}); give one")
+    model = args.model_pos or args.model_opt or args.model_default
+    if not model:
+        raise ConfigError("no model given: pass MODEL (a shipped name such as 'default', or a file)")
+    return model

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_args, data_options, parse_data_spec
+from .common import add_data_args, add_model_arg, data_options, model_of, parse_data_spec
 from .trust import add_eval_args, eval_extras
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split")
-    p.add_argument("model", help="checkpoint (.pt, .safetensors), ONNX file, or 'default'")
+    add_model_arg(p, "weights: a shipped name (default, fast), a checkpoint (.pt, .safetensors) or an .onnx file")
     add_data_args(p, required=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="split to score (default: test); 'all' scores every image of a dataset without "
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.io import atomic_write_text
     from .backend import open_model
 
+    args.model = model_of(args)
     model, meta = open_model(args.model)
     name, root = parse_data_spec(args.data)
     cfg = DataConfig(name=name, root=root, options=data_options(args.data_option),

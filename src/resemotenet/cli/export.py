@@ -6,38 +6,48 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import add_model_arg, deprecated, model_of
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (metadata, dynamic batch, parity check)")
-    p.add_argument("checkpoint", help="checkpoint (.pt, .safetensors) or 'default'")
+    add_model_arg(p, "weights to export: a shipped name (default, fast) or a checkpoint (.pt, .safetensors)")
     p.add_argument("--format", default="onnx", choices=["onnx", "safetensors"],
                    help="onnx, or safetensors: weights + metadata only, for shipping (default: onnx)")
     p.add_argument("--half", action="store_true", help="safetensors: store weights as fp16 (half the size)")
     p.add_argument("--output", "-o", help="destination file (default: the checkpoint's name with .onnx)")
     p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--check-data", metavar="PATH|synthetic",
+    p.add_argument("--data", dest="check_data", metavar="NAME:PATH|synthetic",
                    help="faces for the parity check: a FER2013 csv (PrivateTest is used) or 'synthetic' "
-                        "(default: FER2013 when found, else synthetic)")
-    p.add_argument("--check-size", type=int, default=1024, help="number of faces in the parity check")
+                        "(default: $RESEMOTENET_FER2013 when set, else synthetic)")
+    p.add_argument("--limit", dest="check_size", type=int, default=1024,
+                   help="number of faces in the parity check (default: %(default)s)")
+    deprecated(p, "--check-data", "--data", "check_data")
+    deprecated(p, "--check-size", "--limit", "check_size", type=int)
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=run)
 
     q = sub.add_parser("quantize", help="static int8 quantization of an exported ONNX model")
-    q.add_argument("model", help="ONNX file written by 'resemotenet export'")
+    add_model_arg(q, "ONNX file written by 'resemotenet export'")
     q.add_argument("--output", "-o", help="destination (default: MODEL.int8.onnx)")
-    q.add_argument("--calibration", metavar="NAME:PATH",
+    q.add_argument("--data", dest="calibration", metavar="NAME:PATH",
                    help="dataset whose validation split calibrates the activation ranges "
-                        "(default: FER2013 PublicTest when found)")
-    q.add_argument("--calibration-size", type=int, default=512)
+                        "(default: FER2013 PublicTest from $RESEMOTENET_FER2013 when set)")
+    q.add_argument("--limit", dest="calibration_size", type=int, default=512,
+                   help="calibration faces (default: %(default)s)")
+    deprecated(q, "--calibration", "--data", "calibration")
+    deprecated(q, "--calibration-size", "--limit", "calibration_size", type=int)
     q.add_argument("--force", action="store_true", help="overwrite an existing output file")
     q.set_defaults(func=run)
 
     a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
-    a.add_argument("checkpoints", nargs="+", help="two or more checkpoints of the same model")
+    a.add_argument("checkpoints", nargs="+", metavar="MODEL", help="two or more checkpoints of the same model")
     a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
-    a.add_argument("--bn-data", metavar="NAME:PATH",
+    a.add_argument("--data", dest="bn_data", metavar="NAME:PATH",
                    help="re-estimate batch-norm statistics on this dataset's training split (no augmentation)")
-    a.add_argument("--bn-size", type=int, help="use the first N training images for the statistics")
+    a.add_argument("--limit", dest="bn_size", type=int, help="use the first N training images for the statistics")
+    deprecated(a, "--bn-data", "--data", "bn_data")
+    deprecated(a, "--bn-size", "--limit", "bn_size", type=int)
     a.add_argument("--half", action="store_true", help="store fp16 weights")
     a.add_argument("--force", action="store_true", help="overwrite an existing output file")
     a.set_defaults(func=run)
@@ -46,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "average":
         return _average(args)
+    args.checkpoint = args.model = model_of(args)
     return _quantize(args) if args.command == "quantize" else _export(args)
 
 

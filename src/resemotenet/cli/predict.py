@@ -36,7 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="run predict on the shipped photo of astronaut Eileen Collins")
     _common(d)
-    d.add_argument("--output-dir", default="resemotenet-demo", help="where to write (default: ./%(default)s)")
+    d.add_argument("--output", "-o", dest="output_dir", default="resemotenet-demo",
+                   help="folder to write into (default: ./%(default)s)")
+    from .common import deprecated
+
+    deprecated(d, "--output-dir", "--output", "output_dir")
     d.set_defaults(func=run_demo)
 
 

@@ -8,7 +8,7 @@ from .common import add_data_args, data_options, parse_data_spec
 
 # flag -> config key; every flag is also a keyword of ``resemotenet.train``.
 FLAG_KEYS = {
-    "model": "model.name", "num_classes": "model.num_classes", "epochs": "epochs",
+    "arch": "model.name", "num_classes": "model.num_classes", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "scheduler": "scheduler",
     "output": "output", "init_from": "init_from", "seed": "seed", "patience": "patience",
     "limit": "data.limit", "teacher": "teacher", "split_file": "data.split_file",
@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.add_argument("--config", help="YAML recipe, e.g. configs/paper_fer2013.yaml")
         add_data_args(p)
-        p.add_argument("--model", help="model name from the registry (resemotenet info lists them)")
+        p.add_argument("--arch", help="architecture name from the registry (resemotenet info lists them)")
+        p.add_argument("--model", help="weights to start from: a shipped name (default, fast) or a checkpoint; "
+                       "the same as --init-from")
         p.add_argument("--num-classes", type=int)
         p.add_argument("--epochs", type=int)
         p.add_argument("--batch-size", type=int)
@@ -93,10 +95,31 @@ def _adopted(args: argparse.Namespace) -> list[str]:
         f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()]
 
 
+def _model_flag(args: argparse.Namespace) -> None:
+    """``--model`` means weights everywhere; a registry name there is the old spelling of ``--arch``."""
+    import sys
+
+    from ..models import list_models
+    from ..utils.errors import ConfigError
+
+    if args.model is None:
+        return
+    if args.model in list_models() and args.model not in ("default", "fast"):
+        print(f"resemotenet {args.command}: --model {args.model} naming an architecture is deprecated and will be "
+              f"removed; use --arch {args.model} (--model now means weights to start from)", file=sys.stderr)
+        args.arch = args.arch or args.model
+    elif args.init_from and args.init_from != args.model:
+        raise ConfigError(f"--model {args.model} and --init-from {args.init_from} name different weights; give one")
+    else:
+        args.init_from = args.model
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.trainer import train
     from ..utils.errors import ConfigError
+
+    _model_flag(args)
 
     cfg = load_config(args.config, _adopted(args) + overrides_from_args(args))
     if args.resume and args.force:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_args, data_options, parse_data_spec
+from .common import add_data_args, add_model_arg, data_options, model_of, parse_data_spec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_audit)
 
     p = sub.add_parser("calibrate", help="fit a softmax temperature on the validation split")
-    p.add_argument("checkpoint", help="checkpoint (.pt or .safetensors)")
+    add_model_arg(p, "checkpoint (.pt or .safetensors) to calibrate")
     add_data_args(p, required=True)
     p.add_argument("--output", "-o", help="write the calibrated checkpoint here (default: update in place)")
     p.add_argument("--target-accuracy", type=float, default=0.9,
@@ -90,7 +90,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from ..engine.calibration import calibrate
     from ..report import risk_coverage_png
 
-    r = calibrate(args.checkpoint, _data_cfg(args), args.output, args.target_accuracy, args.batch_size)
+    r = calibrate(model_of(args), _data_cfg(args), args.output, args.target_accuracy, args.batch_size)
     print(f"temperature {r['temperature']:.4f} (was {r['previous_temperature']:.4f}), fitted on val (n={r['n_val']})")
     for split in ("val", "test"):
         b, a = r[split]["before"], r[split]["after"]

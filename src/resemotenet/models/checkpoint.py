@@ -107,6 +107,8 @@ def _refusal(exc: Exception) -> str:
                 "loaded without running pickled code; save a plain state_dict, or .safetensors, instead")
     if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "EOF" in text:
         return "not a loadable checkpoint (truncated or not a torch file)"
+    if isinstance(exc, (KeyError, ValueError, UnicodeDecodeError)):  # text or another binary format
+        return "not a checkpoint file (neither a torch archive nor safetensors)"
     return f"not a loadable checkpoint ({type(exc).__name__})"
 
 

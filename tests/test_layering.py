@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "src" / "resemotenet"
 
 LAYER = {
-    "cli": 4, "serve": 4,
+    "cli": 4, "serve": 4, "scale": 4,
     "engine": 3, "inference": 3, "export": 3, "plots": 3, "report": 3,
     "models": 2, "data": 2, "metrics": 2,
     "labels": 1, "config": 1, "utils": 1, "card": 1, "preprocess": 1, "__init__": 1, "__main__": 4,

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redetect-every", type=int, default=10, metavar="N",
                    help="video: search the whole frame for faces every N analysed frames, only around "
                         "known faces in between; 1 = whole frame every time (default: 10)")
+    from .scale import add_flags
+
+    add_flags(p)
     p.set_defaults(func=run)
 
     d = sub.add_parser("demo", help="run predict on the shipped photo of astronaut Eileen Collins")
@@ -75,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.results import AnnotatedOutput, RunSummary, open_writer
     from ..utils.errors import ConfigError
 
+    if args.engine == "ray":  # a Ray Data job (more than one process or machine): cli/scale.py
+        from .scale import run as run_ray
+
+        return run_ray(args)
     sources: list[str | int] = list(args.inputs) + ([args.webcam] if args.webcam is not None else [])
     if not sources:
         raise ConfigError("nothing to analyse: give INPUT paths or --webcam INDEX")

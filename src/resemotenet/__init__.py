@@ -11,9 +11,23 @@ Names are imported on first use, so ``import resemotenet`` stays light.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time names load on first use
+    from .card import Framing, Metric, ModelCard
+    from .config import PreprocessSpec, TrainConfig, load_config
+    from .data import load as load_data
+    from .engine.evaluator import evaluate
+    from .engine.trainer import train
+    from .export.onnx import export_onnx
+    from .export.quantize import quantize_onnx
+    from .inference.backends import open_backend, open_card
+    from .inference.predictor import Predictor
+    from .data.readers import get_reader
+    from .labels import EMOTIONS7, EMOTIONS8
+    from .models import create_model, list_models, load_model, save_model
 
 _API = {
     "create_model": "resemotenet.models",
@@ -32,14 +46,24 @@ _API = {
     "export_onnx": "resemotenet.export.onnx",
     "quantize_onnx": "resemotenet.export.quantize",
     "get_reader": "resemotenet.data.readers",
+    "load_data": "resemotenet.data",
+    "ModelCard": "resemotenet.card",
+    "Framing": "resemotenet.card",
+    "Metric": "resemotenet.card",
+    "open_card": "resemotenet.inference.backends",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = [
+    "EMOTIONS7", "EMOTIONS8", "Framing", "Metric", "ModelCard", "Predictor", "PreprocessSpec", "TrainConfig",
+    "__version__", "create_model", "evaluate", "export_onnx", "get_reader", "list_models", "load_config",
+    "load_data", "load_model", "open_backend", "open_card", "quantize_onnx", "save_model", "train",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        attr = "load" if name == "load_data" else name
+        return getattr(importlib.import_module(_API[name]), attr)
     raise AttributeError(f"module 'resemotenet' has no attribute {name!r}")
 
 

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..utils.errors import ConfigError
 
 
 def parse_data_spec(spec: str) -> tuple[str, str]:
-    """``NAME:PATH`` -> (reader name, path); a bare path means FER2013."""
-    from ..data.readers import READERS
+    """``NAME:PATH`` -> (reader name, path): ``resemotenet.data.parse_spec``, the one parser."""
+    from ..data import parse_spec
 
-    name, sep, path = spec.partition(":")
-    if sep and name in READERS:
-        return name, path
-    if sep and len(name) > 1 and not Path(spec).exists():
-        raise ConfigError(f"unknown dataset {name!r} in {spec!r}; valid: {', '.join(sorted(READERS))}")
-    return "fer2013", spec
+    return parse_spec(spec)
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:

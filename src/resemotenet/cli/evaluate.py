@@ -30,28 +30,17 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..config import DataConfig
-    from ..data.dataset import build_splits
-    from ..data.readers import get_reader
+    from ..data import load
     from ..engine.evaluator import evaluate
-    from ..utils.errors import ConfigError
     from ..utils.io import atomic_write_text
     from .backend import open_model
 
     args.model = model_of(args)
     model, meta = open_model(args.model)
-    name, root = parse_data_spec(args.data)
-    cfg = DataConfig(name=name, root=root, options=data_options(args.data_option),
-                     split_file=args.split_file, limit=args.limit)
-    official = get_reader(name)(root, **cfg.options)
-    if args.split == "all":
-        if "all" not in official:
-            raise ConfigError(f"--split all scores a dataset without official splits (folder, expw); "
-                              f"{name} has {', '.join(sorted(official))}: pick one of them")
-        every = official["all"]
-        splits = {"all": every.subset(range(min(len(every), args.limit))) if args.limit else every}
-    else:
-        splits = build_splits(official, cfg)
+    name, _ = parse_data_spec(args.data)
+    fields = {"options": data_options(args.data_option), "split_file": args.split_file, "limit": args.limit}
+    loaded = load(args.data, args.split if args.split == "all" else None, **fields)
+    splits = {"all": loaded} if args.split == "all" else loaded
     split = splits[args.split]
     from ..config import PreprocessSpec
 

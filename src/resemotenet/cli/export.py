@@ -65,13 +65,9 @@ def _average(args: argparse.Namespace) -> int:
 
     bn_split = None
     if args.bn_data:
-        from ..config import DataConfig
-        from ..data.dataset import build_splits
-        from ..data.readers import get_reader
-        from .common import parse_data_spec
+        from ..data import load
 
-        name, root = parse_data_spec(args.bn_data)
-        bn_split = build_splits(get_reader(name)(root), DataConfig(name=name, root=root, limit=args.bn_size))["train"]
+        bn_split = load(args.bn_data, "train", limit=args.bn_size)
     r = average_checkpoints(args.checkpoints, args.output, bn_split=bn_split, half=args.half, force=args.force)
     bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
     print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")

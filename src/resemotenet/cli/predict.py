@@ -235,25 +235,23 @@ def _copy_names(sources: list[str | int]) -> dict[str, str]:
 
 
 class _Progress:
-    """``clip.mp4: frame 240, 31.2 frames/s`` on stderr: live on a terminal, once at the end otherwise."""
+    """A live bar on a terminal (tqdm), and ``clip.mp4: frame 240, 31.2 frames/s`` once at the end."""
 
     def __init__(self, name: str):
-        self.name, self.start, self.last, self.frames, self.index = name, time.monotonic(), 0.0, 0, 0
-        self.live = sys.stderr.isatty()
+        from ..utils.progress import progress
+
+        self.name, self.start, self.frames, self.index = name, time.monotonic(), 0, 0
+        self.bar = progress(desc=name, unit="frame")
 
     def tick(self, index: int) -> None:
         self.frames, self.index = self.frames + 1, index
-        now = time.monotonic()
-        if self.live and now - self.last > 0.5:
-            self.last = now
-            print(f"\r{self._line(now)}", end="", file=sys.stderr, flush=True)
-
-    def _line(self, now: float) -> str:
-        rate = self.frames / max(now - self.start, 1e-9)
-        return f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s"
+        self.bar.update(1)
 
     def done(self) -> None:
-        print(("\r" if self.live else "") + self._line(time.monotonic()), file=sys.stderr, flush=True)
+        self.bar.close()
+        rate = self.frames / max(time.monotonic() - self.start, 1e-9)
+        print(f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s", file=sys.stderr,
+              flush=True)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from ..config import DataConfig
 from ..utils.errors import DataError
 from ..utils.io import atomic_write, atomic_write_text
-from .dataset import Split, build_splits, read_image
+from .dataset import Split, read_image
 
 THUMB = 32  # pHash works on a 32 x 32 grayscale thumbnail and keeps its 8 x 8 lowest frequencies
 LOW = 8
@@ -318,12 +318,12 @@ def audit(data: DataConfig, output: str | Path | None = None, threshold: int = 6
     example pairs (``audit_exact.png``, ``audit_near.png``)."""
     import json
 
-    from .readers import get_reader
-
     if not 0 <= threshold <= 32:
         raise DataError(f"threshold must be between 0 and 32 bits, got {threshold}")
     data = replace(data, exclude_file=None)  # audit what the splits really hold
-    splits = build_splits(get_reader(data.name)(data.root, **data.options), data)
+    from .loading import load_splits
+
+    splits = load_splits(data)
     report = audit_splits(splits, threshold, min_corr, examples=max(examples, 8))
     report = {"dataset": data.name, "source": str(data.root), **report}
     exclude, pairs = report.pop("_exclude_ids"), report.pop("_examples")

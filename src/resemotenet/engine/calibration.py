@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig, PreprocessSpec
-from ..data.dataset import Split, build_splits, materialize
-from ..data.readers import get_reader
+from ..data import load_splits
+from ..data.dataset import Split, materialize
 from ..metrics import expected_calibration_error, nll, softmax
 from ..models.checkpoint import load_checkpoint, model_from_state, save_model
 from ..utils.errors import CheckpointError, DataError
@@ -117,7 +117,7 @@ def calibrate(checkpoint: str | Path, data: DataConfig, output: str | Path | Non
         raise CheckpointError(f"{path}: calibrate needs a .pt or .safetensors checkpoint")
     state, meta, extra = load_checkpoint(path)
     model = model_from_state(state, meta, str(path))
-    splits = build_splits(get_reader(data.name)(data.root, **data.options), data)
+    splits = load_splits(data)
     (lv, yv), (lt, yt) = (_logits(model, splits[s], meta, batch_size) for s in ("val", "test"))
     old_t = float(meta.get("temperature", 1.0))
     t = fit_temperature(lv, yv)

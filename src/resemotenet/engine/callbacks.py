@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,25 +59,20 @@ class EarlyStopping:
 
 
 class Progress:
-    """A one-line progress bar with throughput and ETA on stderr (about once a second)."""
+    """The training loop's bar (tqdm on a terminal): step count, images/s and the running loss."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True):
-        self.total, self.desc, self.enabled = total, desc, enabled
-        self.start = self.last = time.perf_counter()
-        self.items = 0
+        from ..utils.progress import progress
+
+        self.total, self.step = total, 0
+        self.bar = progress(total=total, desc=desc, unit="step", enabled=enabled)
+        self.items, self.start = 0, time.perf_counter()
 
     def update(self, step: int, items: int, **info: float) -> None:
         self.items += items
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 1.0 and step < self.total):
-            return
-        self.last = now
-        rate = self.items / max(now - self.start, 1e-9)
-        eta = (self.total - step) * (now - self.start) / max(step, 1)
-        extra = " ".join(f"{k} {v:.4f}" for k, v in info.items())
-        bar = "#" * int(20 * step / max(self.total, 1))
-        sys.stderr.write(f"\r{self.desc} [{bar:<20}] {step}/{self.total} {rate:,.0f} img/s "
-                         f"ETA {eta:4.0f}s {extra}   ")
+        self.bar.update(step - self.step)
+        self.step = step
+        rate = self.items / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix({"img/s": f"{rate:,.0f}", **{k: f"{v:.4f}" for k, v in info.items()}}, refresh=False)
         if step >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.bar.close()

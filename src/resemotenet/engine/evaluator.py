@@ -14,6 +14,7 @@ from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..data.transforms import ten_crop
 from ..preprocess import FaceTransform
+from ..utils.progress import track
 from ..labels import shared_labels
 from ..metrics import classification_metrics
 from ..utils.errors import DataError
@@ -45,7 +46,8 @@ def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor,
     forward = _forward_fn(model, device, amp)
     transform = FaceTransform(spec)  # what ModelCard.transforms() returns: one preprocessing everywhere
     out = []
-    for i in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for i in track(starts, total=len(starts), desc=f"scoring {len(images):,} faces", unit="batch"):
         x = transform(images[i:i + batch_size])
         views = {"none": x.unsqueeze(0), "flip": torch.stack([x, x.flip(-1)]), "tencrop": None}[tta]
         if views is None:

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data.dataset import BatchLoader, Split, build_splits, materialize
-from ..data.readers import get_reader
+from ..data import load_splits
+from ..data.dataset import BatchLoader, Split, materialize
 from ..data.transforms import augment_batch, to_nchw
 from ..labels import label_names
 from ..models import create_model
@@ -37,8 +37,7 @@ STEM = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "se")
 def load_data(cfg: TrainConfig) -> dict[str, Split]:
     if not cfg.data.root:
         raise ConfigError("no dataset: give --data NAME:PATH (e.g. fer2013:fer2013.csv) or data.root in the config")
-    official = get_reader(cfg.data.name)(cfg.data.root, **cfg.data.options)
-    splits = build_splits(official, cfg.data)
+    splits = load_splits(cfg.data)
     wanted = label_names(cfg.model.num_classes)
     for s in splits.values():
         if tuple(s.label_names) != wanted:

@@ -71,7 +71,7 @@ def fer2013_split(split: str = "test", root: str | Path | None = None) -> Split 
     path = Path(root) if root else find_fer2013()
     if path is None:
         return None
-    return get_reader("fer2013")(path)[split]
+    return get_reader("fer2013")(path)[split]  # the official split itself: no protocol carving applies
 
 
 def synthetic_faces(n: int, side: int = 48, seed: int = 0) -> np.ndarray:
@@ -185,14 +185,21 @@ def set_metadata(proto: Any, props: dict[str, str]) -> None:
         entry.key, entry.value = k, v
 
 
-def ort_session(path: str | Path, threads: int | None = None) -> Any:
-    """A CPU onnxruntime session (sequential, full graph optimisation)."""
+ORT_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+                  "all": "ORT_ENABLE_ALL"}
+
+
+def ort_session(path: str | Path, threads: int | None = None, opt_level: str = "all") -> Any:
+    """A CPU onnxruntime session (sequential; graph optimisation ``opt_level``, one of
+    ``ORT_OPT_LEVELS``, full by default)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise MissingExtraError("onnxruntime", "export") from exc
+    if opt_level not in ORT_OPT_LEVELS:
+        raise ConfigError(f"unknown graph optimisation level {opt_level!r}; valid: {', '.join(ORT_OPT_LEVELS)}")
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_OPT_LEVELS[opt_level])
     opts.inter_op_num_threads = 1
     if threads:
         opts.intra_op_num_threads = threads

@@ -53,21 +53,16 @@ def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def calibration_split(calibration: str | None) -> tuple[Split, str]:
     """``NAME:PATH`` (or a bare FER2013 path, or None for the default FER2013) -> its validation split."""
-    from ..config import DataConfig
-    from ..data.dataset import build_splits
-    from ..data.readers import READERS, get_reader
+    from ..data import load, parse_spec
 
     if calibration is None:
         split = fer2013_split("val")
         if split is None:
-            raise ConfigError("no calibration data: FER2013 was not found; pass --calibration NAME:PATH "
+            raise ConfigError("no calibration data: FER2013 was not found; pass --data NAME:PATH "
                               "(real validation faces, e.g. fer2013:path/to/fer2013.csv.gz)")
         return split, f"FER2013 PublicTest ({find_fer2013()})"
-    name, sep, root = str(calibration).partition(":")
-    if not sep or name not in READERS:
-        name, root = "fer2013", str(calibration)
-    cfg = DataConfig(name=name, root=root)
-    return build_splits(get_reader(name)(root), cfg)["val"], f"{name} validation split ({root})"
+    name, root = parse_spec(calibration)
+    return load(calibration, "val"), f"{name} validation split ({root})"
 
 
 def calibration_inputs(images: np.ndarray | Split, spec: PreprocessSpec, shape: tuple[int, ...],

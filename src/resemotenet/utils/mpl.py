@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .errors import MissingExtraError
 
 
@@ -17,10 +19,8 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, out, legend_axes=()) -> "Path":
+def save_figure(fig, out, legend_axes=()) -> Path:
     """Grid and legend on ``legend_axes``, tight layout, write ``out`` as PNG, free the figure."""
-    from pathlib import Path
-
     plt = pyplot()
     for ax in legend_axes:
         ax.grid(alpha=0.3)

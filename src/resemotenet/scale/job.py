@@ -56,10 +56,10 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 def connect(address: str | None) -> tuple[Any, bool]:
     """(ray, started): join ``address`` or start a local instance, unless Ray is already up."""
     ray = import_ray()
-    if ray.is_initialized():
-        return ray, False
     if address:
         check_address(address)
+    if ray.is_initialized():
+        return ray, False
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING, configure_logging=True)

@@ -11,7 +11,7 @@ import numpy as np
 
 from resemotenet.cli import main
 from resemotenet.config import DataConfig
-from resemotenet.data.audit import audit_splits, near_pairs, phash, popcount
+from resemotenet.analysis.audit import audit_splits, near_pairs, phash, popcount
 from resemotenet.data.dataset import Split, build_splits
 from resemotenet.data.readers import get_reader
 

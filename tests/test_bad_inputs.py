@@ -335,7 +335,7 @@ def test_checkpoint_save_on_a_full_disk_is_one_line(tmp_path, fer2013_csv, capsy
 
 
 def test_results_on_a_full_disk_keep_earlier_rows(tmp_path, tiny_checkpoint, capsys, monkeypatch):
-    from resemotenet.inference import results
+    from resemotenet.inference import writers as results
     from resemotenet.inference.sources import demo_image
 
     real_row = results.JsonlWriter._row

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from resemotenet.cli import main
-from resemotenet.engine.calibration import fit_temperature, nll_at, recommend_threshold, risk_coverage
-from resemotenet.engine.slices import read_attributes, slice_metrics
+from resemotenet.analysis.calibration import fit_temperature, nll_at, recommend_threshold, risk_coverage
+from resemotenet.analysis.slices import read_attributes, slice_metrics
 from resemotenet.labels import EMOTIONS7
 from resemotenet.metrics import expected_calibration_error, softmax
 from resemotenet.models import load_checkpoint

@@ -9,12 +9,15 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "resemotenet"
 
 LAYER = {
     "cli": 4, "serve": 4, "scale": 4,
-    "engine": 3, "inference": 3, "export": 3, "plots": 3, "report": 3,
+    "engine": 3, "inference": 3, "export": 3, "plots": 3, "report": 3, "analysis": 3,
     "models": 2, "data": 2, "metrics": 2,
     "labels": 1, "config": 1, "utils": 1, "card": 1, "preprocess": 1, "__init__": 1, "__main__": 4,
 }
 # same-layer pairs that must not import each other
-SIBLINGS = [{"engine", "inference", "export", "plots", "report"}, {"models", "data"}]
+SIBLINGS = [{"engine", "inference", "export", "plots", "report"}, {"models", "data"},
+            {"analysis", "inference", "export", "plots"}]
+# analysis scores models through engine.evaluator; the reverse direction is refused
+ONE_WAY = {("engine", "analysis")}
 
 
 def _top(module_parts: list[str]) -> str:
@@ -57,6 +60,8 @@ def test_imports_point_down_only():
                 bad.append(f"{path.relative_to(PKG)} imports up into {target}")
             if LAYER[target] == LAYER[here] and any({here, target} <= s for s in SIBLINGS):
                 bad.append(f"{path.relative_to(PKG)} imports sibling {target}")
+            if (here, target) in ONE_WAY:
+                bad.append(f"{path.relative_to(PKG)} imports {target}, which builds on it")
     assert not bad, "\n".join(bad)
 
 

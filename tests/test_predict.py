@@ -20,7 +20,9 @@ import torch
 from resemotenet.cli import main
 from resemotenet.data.dataset import read_image
 from resemotenet.inference.predictor import IoUTracker, Predictor
-from resemotenet.inference.results import FaceResult, RunSummary, open_writer
+from resemotenet.inference.results import FaceResult
+from resemotenet.inference.summary import RunSummary
+from resemotenet.inference.writers import open_writer
 from resemotenet.inference.sources import demo_image, open_source
 from resemotenet.utils.errors import ConfigError, DataError
 

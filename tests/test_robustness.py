@@ -14,7 +14,7 @@ from resemotenet.cli import main
 from resemotenet.config import PreprocessSpec
 from resemotenet.data.dataset import Split
 from resemotenet.engine.evaluator import evaluate
-from resemotenet.engine.robustness import CORRUPTIONS, corrupt, evaluate_corruptions, parse_corruptions
+from resemotenet.analysis.robustness import CORRUPTIONS, corrupt, evaluate_corruptions, parse_corruptions
 from resemotenet.labels import EMOTIONS7
 from resemotenet.utils.errors import ConfigError
 
@@ -138,5 +138,5 @@ def test_restricted_probabilities_are_renormalised(tiny_checkpoint):
     six = tuple(c for c in EMOTIONS7 if c != "neutral")
     m = evaluate(load_model(tiny_checkpoint), _split(12, six), EMOTIONS7, SPEC)
     assert m["labels"] == list(six) and m["n"] == 12 and "note" in m
-    assert m["_probs"].shape == (12, 6)
-    assert np.allclose(m["_probs"].sum(1), 1.0, atol=1e-5)
+    assert m.probs.shape == (12, 6)
+    assert np.allclose(m.probs.sum(1), 1.0, atol=1e-5)

@@ -20,7 +20,7 @@ from ..utils.errors import ResEmoteNetError
 # inside each module's ``run``).
 COMMANDS = {
     "train": "train", "distill": "train", "eval": "evaluate", "info": "info",
-    "predict": "predict", "demo": "predict", "export": "export", "quantize": "export", "average": "export",
+    "predict": "predict", "demo": "predict", "export": "export", "quantize": "export", "average": "train",
     "audit": "trust", "calibrate": "trust", "report": "trust", "serve": "serve",
 }
 

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     temperature = 1.0 if args.no_temperature else float(meta.get("temperature", 1.0))
     m = evaluate(model, split, meta["labels"], spec, temperature=temperature, tta=args.tta,
                  batch_size=args.batch_size, only_present=args.only_present_classes)
-    probs, targets = m.pop("_probs"), m.pop("_targets")
-    m.update(model=str(args.model), data=args.data)
+    result = m
+    m = {**result.to_dict(), "model": str(args.model), "data": args.data}
     print(f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
           f"macro-F1 {m['macro_f1']:.4f}  NLL {m['nll']:.4f}  ECE {m['ece']:.4f}  (tta={args.tta})")
     if "note" in m:
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "metrics.json", json.dumps(m, indent=2))
-        _plots(out, m, probs, targets)
+        _plots(out, m, result.probs, result.targets)
         print(f"wrote {out / 'metrics.json'}")
-    eval_extras(args, model, splits, meta, spec, temperature, probs, targets)
+    eval_extras(args, model, splits, meta, spec, temperature, result)
     return 0
 
 

@@ -1,5 +1,5 @@
 """``resemotenet export`` (checkpoint -> ONNX, checked against torch) and ``resemotenet quantize``
-(ONNX -> static int8, calibrated on real faces)."""
+(ONNX -> static int8, calibrated on real faces). Weight averaging lives with training (``train.py``)."""
 
 from __future__ import annotations
 
@@ -40,38 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing output file")
     q.set_defaults(func=run)
 
-    a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
-    a.add_argument("checkpoints", nargs="+", metavar="MODEL", help="two or more checkpoints of the same model")
-    a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
-    a.add_argument("--data", dest="bn_data", metavar="NAME:PATH",
-                   help="re-estimate batch-norm statistics on this dataset's training split (no augmentation)")
-    a.add_argument("--limit", dest="bn_size", type=int, help="use the first N training images for the statistics")
-    deprecated(a, "--bn-data", "--data", "bn_data")
-    deprecated(a, "--bn-size", "--limit", "bn_size", type=int)
-    a.add_argument("--half", action="store_true", help="store fp16 weights")
-    a.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    a.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command == "average":
-        return _average(args)
     args.checkpoint = args.model = model_of(args)
     return _quantize(args) if args.command == "quantize" else _export(args)
-
-
-def _average(args: argparse.Namespace) -> int:
-    from ..engine.averaging import average_checkpoints
-
-    bn_split = None
-    if args.bn_data:
-        from ..data import load
-
-        bn_split = load(args.bn_data, "train", limit=args.bn_size)
-    r = average_checkpoints(args.checkpoints, args.output, bn_split=bn_split, half=args.half, force=args.force)
-    bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
-    print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")
-    return 0
 
 
 def _check_images(check_data: str | None, n: int):

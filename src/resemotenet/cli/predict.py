@@ -75,7 +75,9 @@ def _predictor(args: argparse.Namespace, **kw: Any):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.results import AnnotatedOutput, RunSummary, open_writer
+    from ..inference.drawing import AnnotatedOutput
+    from ..inference.summary import RunSummary
+    from ..inference.writers import open_writer
     from ..utils.errors import ConfigError
 
     if args.engine == "ray":  # a Ray Data job (more than one process or machine): cli/scale.py
@@ -256,7 +258,8 @@ class _Progress:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Label the faces of the shipped photo; write results and an annotated copy."""
-    from ..inference.results import AnnotatedOutput, open_writer
+    from ..inference.drawing import AnnotatedOutput
+    from ..inference.writers import open_writer
     from ..inference.sources import demo_image
     from ..utils.errors import CheckpointError
 

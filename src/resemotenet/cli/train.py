@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_args, data_options, parse_data_spec
+from .common import add_data_args, data_options, deprecated, parse_data_spec
 
 # flag -> config key; every flag is also a keyword of ``resemotenet.train``.
 FLAG_KEYS = {
@@ -52,6 +52,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         else:
             p.set_defaults(teacher=None, alpha=None, temperature=None)
         p.set_defaults(func=run)
+
+    a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
+    a.add_argument("checkpoints", nargs="+", metavar="MODEL", help="two or more checkpoints of the same model")
+    a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
+    a.add_argument("--data", dest="bn_data", metavar="NAME:PATH",
+                   help="re-estimate batch-norm statistics on this dataset's training split (no augmentation)")
+    a.add_argument("--limit", dest="bn_size", type=int, help="use the first N training images for the statistics")
+    deprecated(a, "--bn-data", "--data", "bn_data")
+    deprecated(a, "--bn-size", "--limit", "bn_size", type=int)
+    a.add_argument("--half", action="store_true", help="store fp16 weights")
+    a.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    a.set_defaults(func=run_average)
+
+
+def run_average(args: argparse.Namespace) -> int:
+    """Average checkpoints of one run (SWA-style), optionally re-estimating batch norms."""
+    from ..engine.averaging import average_checkpoints
+
+    bn_split = None
+    if args.bn_data:
+        from ..data import load
+
+        bn_split = load(args.bn_data, "train", limit=args.bn_size)
+    r = average_checkpoints(args.checkpoints, args.output, bn_split=bn_split, half=args.half, force=args.force)
+    bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
+    print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")
+    return 0
+
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:

@@ -65,7 +65,7 @@ def _figure(draw, data: Any, path: Path) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from ..data.audit import audit
+    from ..analysis.audit import audit
 
     r = audit(_data_cfg(args), args.output, args.threshold, args.min_corr, args.examples)
     ex, near = r["exact"], r["near"]
@@ -87,7 +87,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from ..engine.calibration import calibrate
+    from ..analysis.calibration import calibrate
     from ..report import risk_coverage_png
 
     r = calibrate(model_of(args), _data_cfg(args), args.output, args.target_accuracy, args.batch_size)
@@ -140,13 +140,13 @@ def _checked(parse):
 
 
 def _corruption_list(value: str) -> list[str]:
-    from ..engine.robustness import parse_corruptions
+    from ..analysis.robustness import parse_corruptions
 
     return _checked(parse_corruptions)(value)
 
 
 def _severity_list(value: str) -> list[int]:
-    from ..engine.robustness import parse_severities
+    from ..analysis.robustness import parse_severities
 
     return _checked(parse_severities)(value)
 
@@ -163,12 +163,14 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def eval_extras(args: argparse.Namespace, model: Any, splits: dict, meta: dict, spec: Any,
-                temperature: float, probs: Any, targets: Any) -> None:
-    """Run the trust analyses asked for on ``eval``'s command line; files go to ``--output``."""
+                temperature: float, result: Any) -> None:
+    """Run the trust analyses asked for on ``eval``'s command line; files go to ``--output``.
+    ``result`` is the ``EvalResult`` of the split itself (its samples, probabilities, ids)."""
     out = Path(args.output) if args.output else None
+    probs, targets = result.probs, result.targets
     split = splits[args.split]
     if args.corruptions:
-        from ..engine.robustness import evaluate_corruptions, format_table
+        from ..analysis.robustness import evaluate_corruptions, format_table
         from ..report import robustness_png
 
         r = evaluate_corruptions(model, split, meta["labels"], spec, args.corruptions, args.severities,
@@ -178,9 +180,9 @@ def eval_extras(args: argparse.Namespace, model: Any, splits: dict, meta: dict, 
             _write_json(out, "robustness.json", r)
             _figure(robustness_png, r, out / "robustness.png")
     if args.attributes:
-        from ..engine.slices import format_slices, read_attributes, slice_metrics
+        from ..analysis.slices import format_slices, read_attributes, slice_metrics
 
-        s = slice_metrics(probs, targets, _kept_ids(split, meta["labels"]), _labels(meta, split),
+        s = slice_metrics(probs, targets, list(result.ids), _labels(meta, split),
                           read_attributes(args.attributes))
         print(format_slices(s))
         if out:
@@ -196,15 +198,8 @@ def _labels(meta: dict, split: Any) -> tuple[str, ...]:
     return model if model == data else shared_labels(data, model)
 
 
-def _kept_ids(split: Any, model_labels: list[str]) -> list[str]:
-    """Ids of the samples the evaluator kept (all, unless the label sets differ)."""
-    if tuple(model_labels) == tuple(split.label_names):
-        return list(split.ids)
-    return [sid for sid, y in zip(split.ids, split.labels) if split.label_names[y] in model_labels]
-
-
 def _eval_risk_coverage(args, model, splits, meta, spec, temperature, probs, targets, out) -> None:
-    from ..engine.calibration import apply_threshold, recommend_threshold, risk_coverage
+    from ..analysis.calibration import apply_threshold, recommend_threshold, risk_coverage
     from ..engine.evaluator import evaluate
     from ..report import risk_coverage_png
 
@@ -212,7 +207,7 @@ def _eval_risk_coverage(args, model, splits, meta, spec, temperature, probs, tar
         pv, yv = probs, targets
     else:
         m = evaluate(model, splits["val"], meta["labels"], spec, temperature=temperature, batch_size=args.batch_size)
-        pv, yv = m["_probs"], m["_targets"]
+        pv, yv = m.probs, m.targets
     rec = recommend_threshold(pv, yv, args.target_accuracy)
     rc: dict[str, Any] = {"split": "val", "curve": risk_coverage(pv, yv), "recommended": rec}
     if args.split == "test":

@@ -3,7 +3,9 @@ test-time augmentation, and evaluation over the labels two label sets share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,10 +74,42 @@ def restrict(probs: np.ndarray, y: np.ndarray, model_labels: tuple[str, ...],
     return p, np.array([data_to_shared[int(v)] for v in y[keep]], np.int64), shared
 
 
+@dataclass(frozen=True)
+class EvalResult(Mapping):
+    """Metrics of one evaluation (read like a dict: ``r["accuracy"]``), with the per-sample
+    probabilities, targets and ids of exactly the samples scored, in the same order."""
+
+    metrics: dict[str, Any]
+    probs: np.ndarray = field(repr=False)
+    targets: np.ndarray = field(repr=False)
+    ids: tuple[str, ...] = field(repr=False, default=())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.metrics)
+
+    def __len__(self) -> int:
+        return len(self.metrics)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics, JSON-ready (per-sample arrays are not included)."""
+        return dict(self.metrics)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> EvalResult:
+        """Metrics read back from ``to_json`` (the per-sample arrays are not stored there)."""
+        return cls(json.loads(text), np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+
+
 def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, ...] | list[str],
              spec: PreprocessSpec, temperature: float = 1.0, tta: str = "none",
              batch_size: int = 256, device: torch.device | None = None,
-             amp: bool = False, only_present: bool = False) -> dict[str, Any]:
+             amp: bool = False, only_present: bool = False) -> EvalResult:
     """Metrics of ``model`` on ``split``; label sets that differ are compared on shared labels.
 
     ``only_present`` restricts the model's choice to the classes that occur in ``split`` (a team's
@@ -89,7 +123,9 @@ def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, 
         y = np.array([present.index(data_labels[int(v)]) for v in y], np.int64)
         data_labels = present
     note = None
+    ids = list(split.ids)
     if model_labels != data_labels:
+        ids = [i for i, v in zip(ids, y) if data_labels[int(v)] in model_labels]
         probs, y, shared = restrict(probs, y, model_labels, data_labels)
         note = (f"labels differ: model {list(model_labels)} vs data {list(data_labels)}; "
                 f"evaluated on the {len(shared)} shared labels ({len(y)} of {len(split)} samples)")
@@ -100,6 +136,4 @@ def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, 
     m.update({"split": split.name, "tta": tta, "temperature": temperature})
     if note:
         m["note"] = note
-    m["_probs"] = probs
-    m["_targets"] = y
-    return m
+    return EvalResult(m, probs, y, tuple(ids))

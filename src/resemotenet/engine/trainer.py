@@ -322,7 +322,7 @@ class Trainer:
             best = model_from_state(state, meta).to(self.device)
             test = evaluate(best, self.splits["test"], meta["labels"], self.cfg.preprocess,
                             batch_size=self.cfg.eval_batch_size, device=self.device)
-            test = {k: v for k, v in test.items() if not k.startswith("_")}
+            test = test.to_dict()
             test["best_epoch"] = int(extra["epoch"])
             atomic_write_text(self.out / "test_metrics.json", json.dumps(test, indent=2))
             result["test"] = test

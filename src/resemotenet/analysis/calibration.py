@@ -24,7 +24,7 @@ from ..data.dataset import Split, materialize
 from ..metrics import expected_calibration_error, nll, softmax
 from ..models.checkpoint import load_checkpoint, model_from_state, save_model
 from ..utils.errors import CheckpointError, DataError
-from .evaluator import predict_probs, restrict
+from ..engine.evaluator import predict_probs, restrict
 
 T_RANGE = (0.05, 20.0)
 

@@ -20,7 +20,7 @@ from torch import nn
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..utils.errors import ConfigError
-from .evaluator import evaluate
+from ..engine.evaluator import evaluate
 
 Corruption = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..config import DataConfig
 from ..utils.errors import DataError
 from ..utils.io import atomic_write, atomic_write_text
-from .dataset import Split, read_image
+from ..data.dataset import Split, read_image
 
 THUMB = 32  # pHash works on a 32 x 32 grayscale thumbnail and keeps its 8 x 8 lowest frequencies
 LOW = 8
@@ -321,7 +321,7 @@ def audit(data: DataConfig, output: str | Path | None = None, threshold: int = 6
     if not 0 <= threshold <= 32:
         raise DataError(f"threshold must be between 0 and 32 bits, got {threshold}")
     data = replace(data, exclude_file=None)  # audit what the splits really hold
-    from .loading import load_splits
+    from ..data import load_splits
 
     splits = load_splits(data)
     report = audit_splits(splits, threshold, min_corr, examples=max(examples, 8))

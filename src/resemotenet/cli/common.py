@@ -74,3 +74,14 @@ def model_of(args: argparse.Namespace) -> str:
     if not model:
         raise ConfigError("no model given: pass MODEL (a shipped name such as 'default', or a file)")
     return model
+
+
+def add_data_limit(p: argparse.ArgumentParser, data: tuple[str, str], limit: tuple[str, str], default: int | None,
+                   data_help: str, limit_help: str) -> None:
+    """``--data NAME:PATH`` and ``--limit N`` for a command's auxiliary data, each with the old
+    spelling (``data[1]``, ``limit[1]``) kept as a deprecated alias."""
+    p.add_argument("--data", dest=data[0], metavar="NAME:PATH", help=data_help)
+    suffix = " (default: %(default)s)" if default is not None else ""
+    p.add_argument("--limit", dest=limit[0], type=int, default=default, help=limit_help + suffix)
+    deprecated(p, data[1], "--data", data[0])
+    deprecated(p, limit[1], "--limit", limit[0], type=int)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_model_arg, deprecated, model_of
+from .common import add_data_limit, add_model_arg, model_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,26 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--half", action="store_true", help="safetensors: store weights as fp16 (half the size)")
     p.add_argument("--output", "-o", help="destination file (default: the checkpoint's name with .onnx)")
     p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--data", dest="check_data", metavar="NAME:PATH|synthetic",
-                   help="faces for the parity check: a FER2013 csv (PrivateTest is used) or 'synthetic' "
-                        "(default: $RESEMOTENET_FER2013 when set, else synthetic)")
-    p.add_argument("--limit", dest="check_size", type=int, default=1024,
-                   help="number of faces in the parity check (default: %(default)s)")
-    deprecated(p, "--check-data", "--data", "check_data")
-    deprecated(p, "--check-size", "--limit", "check_size", type=int)
+    add_data_limit(p, ("check_data", "--check-data"), ("check_size", "--check-size"), 1024,
+                   "faces for the parity check: a FER2013 csv (PrivateTest is used) or 'synthetic' "
+                   "(default: $RESEMOTENET_FER2013 when set, else synthetic)", "number of faces in the parity check")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=run)
 
     q = sub.add_parser("quantize", help="static int8 quantization of an exported ONNX model")
     add_model_arg(q, "ONNX file written by 'resemotenet export'")
     q.add_argument("--output", "-o", help="destination (default: MODEL.int8.onnx)")
-    q.add_argument("--data", dest="calibration", metavar="NAME:PATH",
-                   help="dataset whose validation split calibrates the activation ranges "
-                        "(default: FER2013 PublicTest from $RESEMOTENET_FER2013 when set)")
-    q.add_argument("--limit", dest="calibration_size", type=int, default=512,
-                   help="calibration faces (default: %(default)s)")
-    deprecated(q, "--calibration", "--data", "calibration")
-    deprecated(q, "--calibration-size", "--limit", "calibration_size", type=int)
+    add_data_limit(q, ("calibration", "--calibration"), ("calibration_size", "--calibration-size"), 512,
+                   "dataset whose validation split calibrates the activation ranges "
+                   "(default: FER2013 PublicTest from $RESEMOTENET_FER2013 when set)", "calibration faces")
     q.add_argument("--force", action="store_true", help="overwrite an existing output file")
     q.set_defaults(func=run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_args, data_options, deprecated, parse_data_spec
+from .common import add_data_args, add_data_limit, data_options, parse_data_spec
 
 # flag -> config key; every flag is also a keyword of ``resemotenet.train``.
 FLAG_KEYS = {
@@ -56,11 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
     a.add_argument("checkpoints", nargs="+", metavar="MODEL", help="two or more checkpoints of the same model")
     a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
-    a.add_argument("--data", dest="bn_data", metavar="NAME:PATH",
-                   help="re-estimate batch-norm statistics on this dataset's training split (no augmentation)")
-    a.add_argument("--limit", dest="bn_size", type=int, help="use the first N training images for the statistics")
-    deprecated(a, "--bn-data", "--data", "bn_data")
-    deprecated(a, "--bn-size", "--limit", "bn_size", type=int)
+    add_data_limit(a, ("bn_data", "--bn-data"), ("bn_size", "--bn-size"), None,
+                   "re-estimate batch-norm statistics on this dataset's training split (no augmentation)",
+                   "use the first N training images for the statistics")
     a.add_argument("--half", action="store_true", help="store fp16 weights")
     a.add_argument("--force", action="store_true", help="overwrite an existing output file")
     a.set_defaults(func=run_average)

@@ -16,33 +16,15 @@ class ApiError(ResEmoteNetError):
             self.status = status
 
 
-class BadRequest(ApiError):
-    status = 400
+def _status(name: str, code: int, doc: str) -> type[ApiError]:
+    return type(name, (ApiError,), {"status": code, "__doc__": doc})
 
 
-class Unauthorized(ApiError):
-    status = 401
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class TooLarge(ApiError):
-    status = 413
-
-
-class UnsupportedMedia(ApiError):
-    status = 415
-
-
-class Unprocessable(ApiError):
-    status = 422
-
-
-class Unavailable(ApiError):
-    status = 503
+BadRequest = _status("BadRequest", 400, "The request is malformed (a broken image, a bad parameter).")
+Unauthorized = _status("Unauthorized", 401, "No token, or a wrong one, where the service requires one.")
+Forbidden = _status("Forbidden", 403, "A cross-origin request, or a path outside the allowed folder.")
+NotFound = _status("NotFound", 404, "An unknown model, job or review item.")
+TooLarge = _status("TooLarge", 413, "The body or the image's pixel count is over the limit.")
+UnsupportedMedia = _status("UnsupportedMedia", 415, "The content is not an image (or clip) the service reads.")
+Unprocessable = _status("Unprocessable", 422, "Well-formed but unusable (a label that is not a class).")
+Unavailable = _status("Unavailable", 503, "The queue is full, or a stream does not answer.")

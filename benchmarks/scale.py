@@ -36,7 +36,7 @@ def make_inputs(root: Path, images: int, seconds: float, fps: int = 15) -> tuple
     for i in range(int(seconds * fps)):
         frame = np.full((480, 640, 3), 60, np.uint8)
         x = 40 + (i * 3) % 280
-        frame[90:390, x:x + 300] = face
+        frame[90:390, x : x + 300] = face
         writer.write(frame)
     writer.release()
     return folder, video
@@ -84,8 +84,10 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     frames = int(args.video_seconds * 15)
-    print(f"{args.images} photos + {frames} video frames (640x480); local Ray start-up: {startup:.1f} s "
-          "(paid once per job, not in the figures below)")
+    print(
+        f"{args.images} photos + {frames} video frames (640x480); local Ray start-up: {startup:.1f} s "
+        "(paid once per job, not in the figures below)"
+    )
     print("| engine | faces | seconds | faces/s |")
     print("|---|---|---|---|")
     for name, faces, sec, _ in rows:

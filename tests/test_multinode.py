@@ -27,8 +27,9 @@ def _seen(n: int, world: int, batch: int, drop_last: bool, epoch: int = 0) -> li
     targets = torch.arange(n)
     out = []
     for rank in range(world):
-        loader = BatchLoader(targets.view(n, 1), targets, batch, shuffle=True, seed=3, rank=rank, world=world,
-                             drop_last=drop_last)
+        loader = BatchLoader(
+            targets.view(n, 1), targets, batch, shuffle=True, seed=3, rank=rank, world=world, drop_last=drop_last
+        )
         loader.set_epoch(epoch)
         out.append(torch.cat([y for _, y in loader]) if len(loader) else torch.zeros(0, dtype=torch.long))
     return out
@@ -50,13 +51,18 @@ def test_training_shards_never_repeat_and_drop_less_than_a_step(n, world, batch)
     assert n - len(seen) < batch * world
 
 
-@pytest.mark.xfail(strict=True, reason="BatchLoader shards are interleaved without padding: with drop_last, "
-                   "ranks can get different numbers of steps (64 vs 63 samples, batch 16: 4 vs 3), which "
-                   "DistributedDataParallel needs to be equal")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BatchLoader shards are interleaved without padding: with drop_last, "
+    "ranks can get different numbers of steps (64 vs 63 samples, batch 16: 4 vs 3), which "
+    "DistributedDataParallel needs to be equal",
+)
 def test_every_rank_takes_the_same_number_of_steps():
     targets = torch.arange(127)
-    lengths = {len(BatchLoader(targets.view(-1, 1), targets, 16, shuffle=True, rank=r, world=2, drop_last=True))
-               for r in range(2)}
+    lengths = {
+        len(BatchLoader(targets.view(-1, 1), targets, 16, shuffle=True, rank=r, world=2, drop_last=True))
+        for r in range(2)
+    }
     assert len(lengths) == 1, lengths
 
 
@@ -64,13 +70,38 @@ def test_two_nodes_train_one_epoch_with_torchrun(fer2013_csv, tmp_path):
     """``torchrun --nnodes 2 --node-rank R --rdzv-backend c10d``: each 'node' a local process (gloo)."""
     port, out = _free_port(), tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    train = ["-m", "resemotenet", "train", "--data", f"fer2013:{fer2013_csv}", "--epochs", "1",
-             "--output", str(out), "--no-progress"] + [x for t in TINY for x in ("--set", t)]
+    train = [
+        "-m",
+        "resemotenet",
+        "train",
+        "--data",
+        f"fer2013:{fer2013_csv}",
+        "--epochs",
+        "1",
+        "--output",
+        str(out),
+        "--no-progress",
+    ] + [x for t in TINY for x in ("--set", t)]
     nodes = []
     for rank in range(2):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
-               "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-               "--rdzv-id", "multinode-test", *train]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(rank),
+            "--nproc-per-node",
+            "1",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{port}",
+            "--rdzv-id",
+            "multinode-test",
+            *train,
+        ]
         nodes.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
         time.sleep(0.5 if rank == 0 else 0)  # the first node hosts the rendezvous store
     try:

@@ -46,7 +46,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     frame = cv2.resize(photo, (240, 240))
     for i in range(FRAMES):
         canvas = np.full((240, 320, 3), 40, np.uint8)
-        canvas[:, 40 + i % 3:280 + i % 3] = frame  # a face that moves a little
+        canvas[:, 40 + i % 3 : 280 + i % 3] = frame  # a face that moves a little
         writer.write(canvas)
     writer.release()
     broken = root / "broken.mp4"
@@ -122,8 +122,18 @@ def test_unreachable_address_fails_fast_in_one_line(inputs, tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    code = main(["predict", str(inputs["video"]), "--engine", "ray", "--address", f"127.0.0.1:{port}",
-                 "-o", str(tmp_path / "r.parquet")])
+    code = main(
+        [
+            "predict",
+            str(inputs["video"]),
+            "--engine",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "-o",
+            str(tmp_path / "r.parquet"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "cannot reach a Ray cluster" in err
     assert time.monotonic() - started < 15
@@ -185,8 +195,7 @@ def test_a_killed_actor_loses_nothing_and_repeats_nothing(ray_session, inputs, t
     pids.mkdir()
     worker = type("Slow", (SlowWorker,), {"PIDS": str(pids)})
     result: dict = {}
-    job = threading.Thread(target=lambda: result.update(_job(inputs, tmp_path / "k.parquet", workers=2,
-                                                             worker=worker)))
+    job = threading.Thread(target=lambda: result.update(_job(inputs, tmp_path / "k.parquet", workers=2, worker=worker)))
     job.start()
     deadline = time.monotonic() + 60
     while not any(pids.iterdir()) and time.monotonic() < deadline:

@@ -8,32 +8,58 @@ import sys
 
 def add_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("more than one process (--engine ray, needs the [ray] extra)")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: a Ray Data job, output .parquet, .jsonl or .csv")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: a Ray Data job, output .parquet, .jsonl or .csv",
+    )
     g.add_argument("--address", metavar="ADDR", help="join the Ray cluster at HOST:PORT (default: start Ray locally)")
     g.add_argument("--workers", type=int, metavar="N", help="actors that load the model (default: from the CPUs)")
     g.add_argument("--force", action="store_true", help="overwrite an existing results file and its parts")
-    g.add_argument("--no-resume", dest="resume", action="store_false",
-                   help="refuse to continue a job whose parts exist (default: skip finished items)")
+    g.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="refuse to continue a job whose parts exist (default: skip finished items)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..scale import run_batch
     from ..utils.errors import ConfigError
 
-    unsupported = [flag for flag, on in (("--webcam", args.webcam is not None),
-                                         ("--save-annotated", args.save_annotated), ("--explain", args.explain),
-                                         ("--max-frames", args.max_frames is not None)) if on]
+    unsupported = [
+        flag
+        for flag, on in (
+            ("--webcam", args.webcam is not None),
+            ("--save-annotated", args.save_annotated),
+            ("--explain", args.explain),
+            ("--max-frames", args.max_frames is not None),
+        )
+        if on
+    ]
     if unsupported:
         raise ConfigError(f"{', '.join(unsupported)}: not available with --engine ray")
     if not args.inputs:
         raise ConfigError("nothing to analyse: give INPUT paths")
-    s = run_batch(args.inputs, args.output, address=args.address, workers=args.workers, model=args.model,
-                  detector=args.detector, min_confidence=args.min_confidence, stride=args.stride,
-                  force=args.force, resume=args.resume)
+    s = run_batch(
+        args.inputs,
+        args.output,
+        address=args.address,
+        workers=args.workers,
+        model=args.model,
+        detector=args.detector,
+        min_confidence=args.min_confidence,
+        stride=args.stride,
+        force=args.force,
+        resume=args.resume,
+    )
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
-    print(f"{s['items']} work item(s){skipped}: {s['faces']} face(s) and {s['no_face']} image(s) with no face "
-          f"to {s['output']}; Ray start-up {s['startup_s']:.1f} s, work {s['run_s']:.1f} s")
+    print(
+        f"{s['items']} work item(s){skipped}: {s['faces']} face(s) and {s['no_face']} image(s) with no face "
+        f"to {s['output']}; Ray start-up {s['startup_s']:.1f} s, work {s['run_s']:.1f} s"
+    )
     for note in s["notes"]:
         print(f"note: {note}")
     if s["failed"]:

@@ -79,16 +79,22 @@ def plan(sources: Iterable[str | Path], images_per_item: int = 16, frames_per_it
     for src in sources:
         path = Path(src)
         if path.is_dir():
-            images += [str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_EXTS and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+            images += [
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.suffix.lower() in IMAGE_EXTS
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
         elif not path.exists():
             items.append(WorkItem("missing", (str(path),), error=f"{path}: no such file or folder"))
         elif path.suffix.lower() in VIDEO_EXTS:
             items += _video_items(path, frames_per_item)
         else:
             images.append(str(path))
-    groups = [WorkItem("images", tuple(images[i:i + images_per_item]))
-              for i in range(0, len(images), images_per_item)]
+    groups = [
+        WorkItem("images", tuple(images[i : i + images_per_item])) for i in range(0, len(images), images_per_item)
+    ]
     return groups + items
 
 
@@ -98,8 +104,10 @@ def _video_items(path: Path, frames_per_item: int) -> list[WorkItem]:
         return [WorkItem("video", (str(path),), error=error)]
     if declared == 0:  # no frame count in the header: one item reads the whole video
         return [WorkItem("video", (str(path),))]
-    return [WorkItem("video", (str(path),), s, min(s + frames_per_item, declared))
-            for s in range(0, declared, frames_per_item)]
+    return [
+        WorkItem("video", (str(path),), s, min(s + frames_per_item, declared))
+        for s in range(0, declared, frames_per_item)
+    ]
 
 
 class Parts:
@@ -119,8 +127,9 @@ class Parts:
             made_with = json.loads(job.read_text())
             if made_with != settings:
                 changed = sorted(k for k in set(settings) | set(made_with) if settings.get(k) != made_with.get(k))
-                raise ConfigError(f"{self.dir}: made with other settings ({', '.join(changed)}); "
-                                  "use --force to start afresh")
+                raise ConfigError(
+                    f"{self.dir}: made with other settings ({', '.join(changed)}); use --force to start afresh"
+                )
             return
         elif self.output.exists() or job.is_file():
             raise ConfigError(f"{self.output}: already exists (use --force to overwrite)")
@@ -144,8 +153,19 @@ def face_row(face: Any, uncertain_label: str) -> dict[str, Any]:
 
 
 def no_face_row(source: str) -> dict[str, Any]:
-    return {"source": source, "frame": 0, "timestamp": None, "box": None, "label": None, "score": None,
-            "probabilities": None, "track": None, "top2": None, "uncertain": False, "status": "no_face"}
+    return {
+        "source": source,
+        "frame": 0,
+        "timestamp": None,
+        "box": None,
+        "label": None,
+        "score": None,
+        "probabilities": None,
+        "track": None,
+        "top2": None,
+        "uncertain": False,
+        "status": "no_face",
+    }
 
 
 def flatten(row: dict[str, Any], labels: list[str]) -> dict[str, Any]:
@@ -187,10 +207,17 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], labels: list[str]) ->
         from ..utils.errors import MissingExtraError
 
         raise MissingExtraError("pyarrow", "ray") from exc
-    types = {"source": pa.string(), "frame": pa.int64(), "timestamp": pa.float64(), "label": pa.string(),
-             "score": pa.float64(), "uncertain": pa.bool_(), "track": pa.int64(), "status": pa.string()}
-    fields = [pa.field(k, types.get(k, pa.int32())) for k in FLAT] + [pa.field(f"p_{n}", pa.float64())
-                                                                       for n in labels]
+    types = {
+        "source": pa.string(),
+        "frame": pa.int64(),
+        "timestamp": pa.float64(),
+        "label": pa.string(),
+        "score": pa.float64(),
+        "uncertain": pa.bool_(),
+        "track": pa.int64(),
+        "status": pa.string(),
+    }
+    fields = [pa.field(k, types.get(k, pa.int32())) for k in FLAT] + [pa.field(f"p_{n}", pa.float64()) for n in labels]
     table = pa.Table.from_pylist([flatten(r, labels) for r in rows], schema=pa.schema(fields))
     try:
         pq.write_table(table, str(path))

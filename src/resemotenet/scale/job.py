@@ -49,8 +49,10 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise ConfigError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start one with "
-                          "'ray start --head' there, or leave out --address to run locally") from exc
+        raise ConfigError(
+            f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            "'ray start --head' there, or leave out --address to run locally"
+        ) from exc
 
 
 def connect(address: str | None) -> tuple[Any, bool]:
@@ -61,8 +63,13 @@ def connect(address: str | None) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=True)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
     except (ConnectionError, RuntimeError) as exc:
         raise ConfigError(f"cannot start or join Ray ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
     return ray, True
@@ -83,10 +90,21 @@ def size_actors(resources: dict[str, float], workers: int | None = None) -> tupl
     return workers, round(min(1.0, usable / workers), 3), (round(min(1.0, gpus / workers), 3) if gpus else 0.0)
 
 
-def run_batch(sources: Iterable[str | os.PathLike], output: str | os.PathLike, address: str | None = None,
-              workers: int | None = None, model: str = "default", detector: str = DEFAULT_DETECTOR,
-              min_confidence: float = 0.0, stride: int = 1, force: bool = False, resume: bool = True,
-              images_per_item: int = 16, frames_per_item: int = 300, worker: type = ItemWorker) -> dict[str, Any]:
+def run_batch(
+    sources: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    address: str | None = None,
+    workers: int | None = None,
+    model: str = "default",
+    detector: str = DEFAULT_DETECTOR,
+    min_confidence: float = 0.0,
+    stride: int = 1,
+    force: bool = False,
+    resume: bool = True,
+    images_per_item: int = 16,
+    frames_per_item: int = 300,
+    worker: type = ItemWorker,
+) -> dict[str, Any]:
     """Every face of every image and video in ``sources`` into ``output`` (.parquet, .jsonl, .csv).
 
     Sources are recorded by absolute path (workers on other machines must see the same paths).
@@ -104,8 +122,14 @@ def run_batch(sources: Iterable[str | os.PathLike], output: str | os.PathLike, a
     model = os.path.abspath(model) if Path(model).exists() else str(model)
     items = plan(abs_sources, images_per_item, frames_per_item)
     parts = Parts(output)
-    settings = {"model": model, "detector": detector, "min_confidence": min_confidence, "stride": stride,
-                "images_per_item": images_per_item, "frames_per_item": frames_per_item}
+    settings = {
+        "model": model,
+        "detector": detector,
+        "min_confidence": min_confidence,
+        "stride": stride,
+        "images_per_item": images_per_item,
+        "frames_per_item": frames_per_item,
+    }
     parts.prepare(settings, force=force, resume=resume)
     runnable = [it for it in items if it.error is None]
     todo = [it for it in runnable if not parts.done(it)]
@@ -124,8 +148,9 @@ def run_batch(sources: Iterable[str | os.PathLike], output: str | os.PathLike, a
     return _finish(output, items, parts, failed, len(runnable) - len(todo), startup, run)
 
 
-def _execute(ray: Any, todo: list[WorkItem], parts: Parts, workers: int | None, settings: dict[str, Any],
-             worker: type) -> dict[str, str]:
+def _execute(
+    ray: Any, todo: list[WorkItem], parts: Parts, workers: int | None, settings: dict[str, Any], worker: type
+) -> dict[str, str]:
     """Run the items on the actor pool; write each finished part; {key: error} of failed items."""
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -139,9 +164,16 @@ def _execute(ray: Any, todo: list[WorkItem], parts: Parts, workers: int | None, 
     ds = ray.data.from_items([{"item": it.to_json()} for it in todo], override_num_blocks=len(todo))
     with warnings.catch_warnings():  # bounded retries are still passed as remote args in this Ray
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        ds = ds.map_batches(worker, batch_size=1, compute=ActorPoolStrategy(size=n), num_cpus=cpus,
-                            num_gpus=gpus or None, fn_constructor_kwargs=kwargs,
-                            max_restarts=RESTARTS, max_task_retries=RESTARTS)
+        ds = ds.map_batches(
+            worker,
+            batch_size=1,
+            compute=ActorPoolStrategy(size=n),
+            num_cpus=cpus,
+            num_gpus=gpus or None,
+            fn_constructor_kwargs=kwargs,
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+        )
     failed: dict[str, str] = {}
     try:
         for row in ds.iter_rows():
@@ -151,21 +183,36 @@ def _execute(ray: Any, todo: list[WorkItem], parts: Parts, workers: int | None, 
                 parts.write(str(row["key"]), str(row["part"]))
     except ray.exceptions.RayError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ResEmoteNetError(f"the Ray job failed ({first}); finished items are kept in {parts.dir}: "
-                               "run the same command again to resume") from exc
+        raise ResEmoteNetError(
+            f"the Ray job failed ({first}); finished items are kept in {parts.dir}: "
+            "run the same command again to resume"
+        ) from exc
     return failed
 
 
-def _finish(output: str | os.PathLike, items: list[WorkItem], parts: Parts, failed: dict[str, str],
-            skipped: int, startup: float, run: float) -> dict[str, Any]:
+def _finish(
+    output: str | os.PathLike,
+    items: list[WorkItem],
+    parts: Parts,
+    failed: dict[str, str],
+    skipped: int,
+    startup: float,
+    run: float,
+) -> dict[str, Any]:
     """Assemble the results and the errors file; the summary."""
     done = [parts.read(it) for it in items if it.error is None and parts.done(it)]
     errors = [{"source": it.paths[0], "error": it.error} for it in items if it.error]
     errors += [e for p in done for e in p["errors"]]
     by_key = {it.key: it for it in items}
-    errors += [{"source": ", ".join(by_key[k].paths) if by_key[k].kind == "video" or len(by_key[k].paths) < 4
-                else f"{by_key[k].paths[0]} and {len(by_key[k].paths) - 1} more", "error": e}
-               for k, e in failed.items()]
+    errors += [
+        {
+            "source": ", ".join(by_key[k].paths)
+            if by_key[k].kind == "video" or len(by_key[k].paths) < 4
+            else f"{by_key[k].paths[0]} and {len(by_key[k].paths) - 1} more",
+            "error": e,
+        }
+        for k, e in failed.items()
+    ]
     rows = assemble(output, done)
     out = Path(output)
     errors_path = out.with_name(f"{out.stem}.errors.jsonl")
@@ -174,7 +221,17 @@ def _finish(output: str | os.PathLike, items: list[WorkItem], parts: Parts, fail
     else:
         errors_path.unlink(missing_ok=True)
     faces = sum(1 for p in done for r in p["rows"] if r["status"] == "face")
-    return {"output": str(output), "items": len(items), "skipped": skipped, "rows": rows, "faces": faces,
-            "no_face": rows - faces, "failed": errors, "errors_file": str(errors_path) if errors else None,
-            "unfinished": len(failed), "notes": [n for p in done for n in p["notes"]],
-            "startup_s": round(startup, 2), "run_s": round(run, 2)}
+    return {
+        "output": str(output),
+        "items": len(items),
+        "skipped": skipped,
+        "rows": rows,
+        "faces": faces,
+        "no_face": rows - faces,
+        "failed": errors,
+        "errors_file": str(errors_path) if errors else None,
+        "unfinished": len(failed),
+        "notes": [n for p in done for n in p["notes"]],
+        "startup_s": round(startup, 2),
+        "run_s": round(run, 2),
+    }

@@ -41,8 +41,11 @@ class FrameRange(Source):
         """Position at ``start``; decode forward from 0 where the container cannot seek exactly."""
         import cv2
 
-        if self.start and self.cap.set(cv2.CAP_PROP_POS_FRAMES, self.start) \
-                and int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == self.start:
+        if (
+            self.start
+            and self.cap.set(cv2.CAP_PROP_POS_FRAMES, self.start)
+            and int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == self.start
+        ):
             return self.start
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         for _ in range(self.start):
@@ -63,23 +66,32 @@ class FrameRange(Source):
                     ok, bgr = self.cap.read()
                     if not ok or bgr is None:
                         break
-                    yield Frame(self.name, index, index / self.fps if self.fps else None,
-                                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                    yield Frame(
+                        self.name, index, index / self.fps if self.fps else None, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    )
                 index, read = index + 1, read + 1
         finally:
             self.cap.release()
         if read == 0 and self.start == 0:
             raise DataError(f"{self.name}: no frame could be decoded")
         if self.stop is not None and index < self.stop:
-            self.notes.append(f"{self.name}: video ended at frame {index}; its header declares more "
-                              "(truncated or damaged file)")
+            self.notes.append(
+                f"{self.name}: video ended at frame {index}; its header declares more (truncated or damaged file)"
+            )
 
 
 class ItemWorker:
     """Loads the Predictor once per actor; ``__call__`` runs a batch of work items."""
 
-    def __init__(self, model: str = "default", detector: str = "centerface", min_confidence: float = 0.0,
-                 stride: int = 1, device: str = "cpu", threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "default",
+        detector: str = "centerface",
+        min_confidence: float = 0.0,
+        stride: int = 1,
+        device: str = "cpu",
+        threads: int | None = None,
+    ):
         import torch
 
         from ..inference.predictor import Predictor
@@ -128,5 +140,4 @@ class ItemWorker:
             for fr in self.predictor.predict_source(src):
                 rows += [face_row(f, UNCERTAIN) for f in fr.faces]
             notes += src.notes
-        return {"key": item.key, "rows": rows, "errors": errors, "notes": notes,
-                "labels": list(self.predictor.labels)}
+        return {"key": item.key, "rows": rows, "errors": errors, "notes": notes, "labels": list(self.predictor.labels)}

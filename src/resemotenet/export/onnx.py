@@ -107,8 +107,10 @@ def load_for_export(checkpoint_or_model: str | Path | nn.Module) -> tuple[nn.Mod
     if isinstance(checkpoint_or_model, nn.Module):
         meta = getattr(checkpoint_or_model, "pretrained_cfg", None)
         if not meta or "preprocess" not in meta or "labels" not in meta:
-            raise CheckpointError("model has no pretrained_cfg with labels and preprocess; "
-                                  "build it with make_meta or load it with load_model")
+            raise CheckpointError(
+                "model has no pretrained_cfg with labels and preprocess; "
+                "build it with make_meta or load it with load_model"
+            )
         model = copy.deepcopy(checkpoint_or_model)  # never move or cast the caller's module
     else:
         from ..models import load_model
@@ -137,20 +139,30 @@ def _quiet() -> Iterator[None]:
 
 
 def _metadata(meta: dict[str, Any]) -> dict[str, str]:
-    return {META_KEY: json.dumps(meta), "labels": json.dumps(list(meta["labels"])),
-            "preprocess": json.dumps(meta["preprocess"])}
+    return {
+        META_KEY: json.dumps(meta),
+        "labels": json.dumps(list(meta["labels"])),
+        "preprocess": json.dumps(meta["preprocess"]),
+    }
 
 
-def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int,
-                props: dict[str, str]) -> str:
+def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int, props: dict[str, str]) -> str:
     """Write ``model`` to ``path`` with ``props``; returns the exporter used. The dynamo exporter
     is tried first; the legacy TorchScript exporter is the fallback."""
     try:
         with _quiet():
             batch = torch.export.Dim("batch", min=1, max=65536)
-            prog = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
-                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                     dynamic_shapes={"x": {0: batch}}, verbose=False)
+            prog = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch}},
+                verbose=False,
+            )
         prog.model.metadata_props.update(props)
         prog.save(str(path))
         return "dynamo"
@@ -162,14 +174,22 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int,
 
     try:
         with _quiet():
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
     except OSError:
         raise
     except Exception as exc:
-        raise ExportError(f"ONNX export failed (dynamo: {dynamo_error[:150]}; legacy: "
-                          f"{str(exc).splitlines()[0][:150]})") from exc
+        raise ExportError(
+            f"ONNX export failed (dynamo: {dynamo_error[:150]}; legacy: {str(exc).splitlines()[0][:150]})"
+        ) from exc
     proto = onnx.load(str(path))
     set_metadata(proto, props)
     onnx.save(proto, str(path))
@@ -185,8 +205,12 @@ def set_metadata(proto: Any, props: dict[str, str]) -> None:
         entry.key, entry.value = k, v
 
 
-ORT_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-                  "all": "ORT_ENABLE_ALL"}
+ORT_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 def ort_session(path: str | Path, threads: int | None = None, opt_level: str = "all") -> Any:
@@ -208,7 +232,7 @@ def ort_session(path: str | Path, threads: int | None = None, opt_level: str = "
 
 def ort_logits(session: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     name = session.get_inputs()[0].name
-    outs = [session.run(None, {name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+    outs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(outs)
 
 
@@ -220,24 +244,28 @@ def check_inputs(images: np.ndarray | torch.Tensor, spec: PreprocessSpec, what: 
     if arr.dtype != np.uint8:
         raise ConfigError(f"{what}: expected uint8 face crops, got {arr.dtype}")
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)) or arr.shape[1] != arr.shape[2]:
-        raise ConfigError(f"{what}: expected square faces shaped (N, H, W) or (N, H, W, 3), "
-                          f"got {tuple(arr.shape)}")
+        raise ConfigError(f"{what}: expected square faces shaped (N, H, W) or (N, H, W, 3), got {tuple(arr.shape)}")
     transform = FaceTransform(spec)  # the model card's one preprocessing (uint8 resize, as training and eval)
-    return np.concatenate([transform(arr[i:i + 512]).numpy() for i in range(0, len(arr), 512)])
+    return np.concatenate([transform(arr[i : i + 512]).numpy() for i in range(0, len(arr), 512)])
 
 
 def parity(model: nn.Module, session: Any, x: np.ndarray) -> dict[str, Any]:
     """Largest absolute logit difference and argmax agreement of torch vs onnxruntime on ``x``."""
     with torch.inference_mode():
-        ref = np.concatenate([model(torch.from_numpy(x[i:i + 256])).numpy() for i in range(0, len(x), 256)])
+        ref = np.concatenate([model(torch.from_numpy(x[i : i + 256])).numpy() for i in range(0, len(x), 256)])
     got = ort_logits(session, x)
     same = int((ref.argmax(1) == got.argmax(1)).sum())
     return {"n_check": len(x), "max_abs_diff": float(np.abs(ref - got).max()), "argmax_same": same}
 
 
-def export_onnx(checkpoint_or_model: str | Path | nn.Module, output: str | Path, opset: int = 18,
-                check_images: np.ndarray | Split | None = None, force: bool = False,
-                check_size: int = DEFAULT_CHECK_SIZE) -> dict[str, Any]:
+def export_onnx(
+    checkpoint_or_model: str | Path | nn.Module,
+    output: str | Path,
+    opset: int = 18,
+    check_images: np.ndarray | Split | None = None,
+    force: bool = False,
+    check_size: int = DEFAULT_CHECK_SIZE,
+) -> dict[str, Any]:
     """Export to ONNX with metadata and a dynamic batch axis; verify against torch; return a report.
 
     ``check_images``: uint8 faces or a ``Split`` for the parity check (at most ``check_size`` are
@@ -276,10 +304,21 @@ def export_onnx(checkpoint_or_model: str | Path | nn.Module, output: str | Path,
         report = parity(model, session, x)
         del session
         if report["max_abs_diff"] > ATOL or report["argmax_same"] != report["n_check"]:
-            raise ExportError(f"parity check failed on {source}: max |logit diff| {report['max_abs_diff']:.3g} "
-                              f"(limit {ATOL:g}), argmax identical {report['argmax_same']}/{report['n_check']}; "
-                              f"{dst} was not written")
-    report.update(output=str(dst), size_bytes=dst.stat().st_size, opset=opset, exporter=exporter,
-                  model=meta["model"], check_source=source, atol=ATOL, labels=list(meta["labels"]),
-                  preprocess=meta["preprocess"], seconds=round(time.perf_counter() - t0, 2))
+            raise ExportError(
+                f"parity check failed on {source}: max |logit diff| {report['max_abs_diff']:.3g} "
+                f"(limit {ATOL:g}), argmax identical {report['argmax_same']}/{report['n_check']}; "
+                f"{dst} was not written"
+            )
+    report.update(
+        output=str(dst),
+        size_bytes=dst.stat().st_size,
+        opset=opset,
+        exporter=exporter,
+        model=meta["model"],
+        check_source=source,
+        atol=ATOL,
+        labels=list(meta["labels"]),
+        preprocess=meta["preprocess"],
+        seconds=round(time.perf_counter() - t0, 2),
+    )
     return report

@@ -46,8 +46,9 @@ def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0][:200]})") from exc
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
-        raise CheckpointError(f"{path}: no '{META_KEY}' metadata (labels, preprocessing); "
-                              "export it with 'resemotenet export' first")
+        raise CheckpointError(
+            f"{path}: no '{META_KEY}' metadata (labels, preprocessing); export it with 'resemotenet export' first"
+        )
     return proto, json.loads(props[META_KEY])
 
 
@@ -58,15 +59,18 @@ def calibration_split(calibration: str | None) -> tuple[Split, str]:
     if calibration is None:
         split = fer2013_split("val")
         if split is None:
-            raise ConfigError("no calibration data: FER2013 was not found; pass --data NAME:PATH "
-                              "(real validation faces, e.g. fer2013:path/to/fer2013.csv.gz)")
+            raise ConfigError(
+                "no calibration data: FER2013 was not found; pass --data NAME:PATH "
+                "(real validation faces, e.g. fer2013:path/to/fer2013.csv.gz)"
+            )
         return split, f"FER2013 PublicTest ({find_fer2013()})"
     name, root = parse_spec(calibration)
     return load(calibration, "val"), f"{name} validation split ({root})"
 
 
-def calibration_inputs(images: np.ndarray | Split, spec: PreprocessSpec, shape: tuple[int, ...],
-                       size: int, seed: int = 0) -> np.ndarray:
+def calibration_inputs(
+    images: np.ndarray | Split, spec: PreprocessSpec, shape: tuple[int, ...], size: int, seed: int = 0
+) -> np.ndarray:
     """A seeded sample of ``size`` faces, preprocessed to float (N, C, S, S) matching ``shape``."""
     from ..data.dataset import materialize
 
@@ -85,8 +89,9 @@ def calibration_inputs(images: np.ndarray | Split, spec: PreprocessSpec, shape: 
         x = check_inputs(arr, spec, "calibration images")
     want = tuple(shape[1:])
     if tuple(x.shape[1:]) != want:
-        raise DataError(f"calibration images are {'x'.join(map(str, x.shape[1:]))}, "
-                        f"the model expects {'x'.join(map(str, want))}")
+        raise DataError(
+            f"calibration images are {'x'.join(map(str, x.shape[1:]))}, the model expects {'x'.join(map(str, want))}"
+        )
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -99,7 +104,7 @@ def _reader(x: np.ndarray, name: str, batch: int = 32) -> Any:
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             i = next(self.it, None)
-            return None if i is None else {name: x[i:i + batch]}
+            return None if i is None else {name: x[i : i + batch]}
 
     return Reader()
 
@@ -109,10 +114,14 @@ def _input_shape(proto: Any, spec: PreprocessSpec) -> tuple[int, ...]:
     return tuple(d.dim_value or -1 for d in dims) if dims else (-1, spec.channels, spec.size, spec.size)
 
 
-def quantize_onnx(model: str | Path, output: str | Path | None = None,
-                  calibration: str | np.ndarray | Split | None = None,
-                  calibration_size: int = DEFAULT_CALIBRATION_SIZE, force: bool = False,
-                  evaluate: bool = True) -> dict[str, Any]:
+def quantize_onnx(
+    model: str | Path,
+    output: str | Path | None = None,
+    calibration: str | np.ndarray | Split | None = None,
+    calibration_size: int = DEFAULT_CALIBRATION_SIZE,
+    force: bool = False,
+    evaluate: bool = True,
+) -> dict[str, Any]:
     """Write a static QDQ int8 copy of ``model`` (per-channel 7-bit int8 weights, uint8 activations).
 
     ``calibration``: ``NAME:PATH`` of a dataset whose validation split is used, uint8 faces, a
@@ -141,14 +150,27 @@ def quantize_onnx(model: str | Path, output: str | Path | None = None,
     with tempfile.TemporaryDirectory(prefix="resemotenet-quant-") as work, atomic_path(dst, force=True) as tmp:
         pre = Path(work) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        quantize_static(str(pre), str(Path(work) / "int8.onnx"), _reader(x, proto.graph.input[0].name),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                        activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(pre),
+            str(Path(work) / "int8.onnx"),
+            _reader(x, proto.graph.input[0].name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
         _copy_metadata(proto, Path(work) / "int8.onnx", tmp, len(x), cal_source)
-    report = {"input": str(src), "output": str(dst), "size_before": src.stat().st_size,
-              "size_after": dst.stat().st_size, "calibration_source": cal_source, "calibration_size": len(x),
-              "seconds": round(time.perf_counter() - t0, 2)}
+    report = {
+        "input": str(src),
+        "output": str(dst),
+        "size_before": src.stat().st_size,
+        "size_after": dst.stat().st_size,
+        "calibration_source": cal_source,
+        "calibration_size": len(x),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     if evaluate:
         report.update(accuracy_on_fer2013(src, dst, meta))
     return report
@@ -159,8 +181,13 @@ def _copy_metadata(src_proto: Any, quantized: Path, dst: Path, n: int, source: s
 
     q = onnx.load(str(quantized))
     props = {p.key: p.value for p in src_proto.metadata_props}
-    props["quantization"] = json.dumps({"method": "static QDQ int8, per-channel 7-bit weights, uint8 activations",
-                                        "calibration": source, "calibration_size": n})
+    props["quantization"] = json.dumps(
+        {
+            "method": "static QDQ int8, per-channel 7-bit weights, uint8 activations",
+            "calibration": source,
+            "calibration_size": n,
+        }
+    )
     set_metadata(q, props)
     onnx.save(q, str(dst))
 
@@ -175,5 +202,9 @@ def accuracy_on_fer2013(fp32: str | Path, int8: str | Path, meta: dict[str, Any]
     x = check_inputs(test.images, PreprocessSpec.from_dict(meta["preprocess"]))
     a = ort_logits(ort_session(fp32), x).argmax(1)
     b = ort_logits(ort_session(int8), x).argmax(1)
-    return {"accuracy_before": float((a == test.labels).mean()), "accuracy_after": float((b == test.labels).mean()),
-            "agreement": float((a == b).mean()), "accuracy_n": len(test)}
+    return {
+        "accuracy_before": float((a == test.labels).mean()),
+        "accuracy_after": float((b == test.labels).mean()),
+        "agreement": float((a == b).mean()),
+        "accuracy_n": len(test),
+    }

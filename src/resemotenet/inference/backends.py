@@ -19,7 +19,7 @@ from torch import nn
 
 from ..card import ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
-from ..utils.errors import CheckpointError, DataError, MissingExtraError
+from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError
 
 META_KEY = "resemotenet"  # ONNX metadata_props key holding the same JSON as a checkpoint's meta
 
@@ -53,10 +53,18 @@ class OnnxBackend:
     explicit overrides when it has none (``overrides`` is a partial meta dict; the keyword
     arguments are the command-line style shortcuts and win over both)."""
 
-    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
-                 *, labels: Sequence[str] | str | None = None, size: int | None = None,
-                 channels: int | None = None, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        overrides: dict[str, Any] | None = None,
+        threads: int | None = None,
+        *,
+        labels: Sequence[str] | str | None = None,
+        size: int | None = None,
+        channels: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -84,16 +92,155 @@ class OnnxBackend:
         self.card = ModelCard.from_meta(self.meta, str(path))
         out_dim = self.session.get_outputs()[0].shape[-1]
         if isinstance(out_dim, int) and out_dim != len(self.meta["labels"]):
-            raise CheckpointError(f"{path}: the model has {out_dim} outputs but {len(self.meta['labels'])} "
-                                  f"labels were given ({self.meta['labels']})")
+            raise CheckpointError(
+                f"{path}: the model has {out_dim} outputs but {len(self.meta['labels'])} "
+                f"labels were given ({self.meta['labels']})"
+            )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        want = self.input_shape
-        if x.dim() != 4 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
-            raise DataError(f"input batch is {tuple(x.shape)}, the ONNX model expects (N, "
-                            f"{', '.join('?' if w is None else str(w) for w in want)})")
+        _check_batch(x, self.input_shape)
         out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype("float32", copy=False)})
         return torch.from_numpy(out[0])
+
+
+ENGINES = ("auto", "onnxruntime", "openvino")
+ENGINE_ENV = "RESEMOTENET_ONNX_ENGINE"  # the engine for .onnx files when the caller names none
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. not Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(core: Any | None = None) -> bool:
+    """True where the CPU computes bf16 natively (AVX512_BF16 or AMX): OpenVINO's own report when
+    ``core`` (an ``openvino.Core``) is given, else /proc/cpuinfo."""
+    if core is not None:
+        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+class OpenVinoBackend:
+    """OpenVINO CPU runtime on the same exported ONNX file, behind the same interface as
+    ``OnnxBackend`` (same metadata, same overrides, same shape check). ``precision`` is 'fp32'
+    (the default everywhere, so results do not depend on the machine) or 'bf16', accepted only
+    where OpenVINO reports native bf16 (AVX512_BF16 / AMX); ``hint`` is OpenVINO's performance
+    hint, LATENCY (one request at a time, as the predictor runs) or THROUGHPUT."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        overrides: dict[str, Any] | None = None,
+        threads: int | None = None,
+        *,
+        labels: Sequence[str] | str | None = None,
+        size: int | None = None,
+        channels: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        precision: str = "fp32",
+        hint: str = "LATENCY",
+    ):
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise MissingExtraError("openvino", "openvino") from exc
+        import threading
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: ONNX file not found")
+        core = ov.Core()
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision == "bf16" and not native_bf16(core):
+            raise ConfigError(
+                "precision 'bf16' needs a CPU with native bf16 (AVX512_BF16 or AMX); "
+                f"OpenVINO reports {core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}"
+            )
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+        pshape = model.inputs[0].get_partial_shape()
+        self.input_shape = tuple(d.get_length() if d.is_static else None for d in list(pshape)[1:])
+        meta = _file_meta(path, _ov_props(model))
+        meta.update(overrides or {})
+        self.meta = _complete(path, meta, self.input_shape, labels, size, channels, mean, std)
+        self.card = ModelCard.from_meta(self.meta, str(path))
+        out_dim = model.outputs[0].get_partial_shape()[-1]
+        if out_dim.is_static and out_dim.get_length() != len(self.meta["labels"]):
+            raise CheckpointError(
+                f"{path}: the model has {out_dim.get_length()} outputs but "
+                f"{len(self.meta['labels'])} labels were given ({self.meta['labels']})"
+            )
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
+            "PERFORMANCE_HINT": hint.upper(),
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise CheckpointError(f"{path}: OpenVINO could not compile it ({str(exc).splitlines()[0][:200]})") from exc
+        self.precision = precision
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request; serve may call from several threads
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, self.input_shape)
+        arr = x.detach().cpu().numpy().astype("float32", copy=False)
+        with self._lock:
+            out = self._request.infer({0: arr})
+            logits = next(iter(out.values())).copy()  # the request reuses its output buffer
+        return torch.from_numpy(logits)
+
+
+def _ov_props(model: Any) -> dict[str, str]:
+    """ONNX ``metadata_props`` as OpenVINO keeps them: the model's rt_info under 'framework'."""
+    try:
+        framework = model.get_rt_info()["framework"]
+        return {k: v.astype(str) for k, v in framework.items()}
+    except (KeyError, RuntimeError, TypeError, AttributeError):
+        return {}
+
+
+def _check_batch(x: torch.Tensor, want: tuple[int | None, ...]) -> None:
+    if x.dim() != 4 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+        raise DataError(
+            f"input batch is {tuple(x.shape)}, the ONNX model expects (N, "
+            f"{', '.join('?' if w is None else str(w) for w in want)})"
+        )
+
+
+def open_onnx(path: str | Path, engine: str | None = None, **kw: Any) -> OnnxBackend | OpenVinoBackend:
+    """An ONNX file on the named engine. ``engine`` None reads ``$RESEMOTENET_ONNX_ENGINE`` and
+    falls back to 'auto': onnxruntime where it is installed (measured no slower than OpenVINO on
+    the CPUs in README's tables), else OpenVINO. ``kw`` go to the backend (``precision``/``hint``
+    are OpenVINO's only)."""
+    import os
+
+    engine = (engine or os.environ.get(ENGINE_ENV) or "auto").lower()
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown ONNX engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if engine == "auto":
+        import importlib.util
+
+        have_ort = importlib.util.find_spec("onnxruntime") is not None
+        engine = "onnxruntime" if have_ort or importlib.util.find_spec("openvino") is None else "openvino"
+    if engine == "openvino":
+        return OpenVinoBackend(path, **kw)
+    for name in ("precision", "hint"):
+        if kw.pop(name, None) not in (None, "fp32", "LATENCY"):
+            raise ConfigError(f"{name} applies to the openvino engine only")
+    return OnnxBackend(path, **kw)
 
 
 def _fuse_conv_bn(model: nn.Module) -> nn.Module:
@@ -112,9 +259,13 @@ def _fuse_conv_bn(model: nn.Module) -> nn.Module:
     mods = dict(gm.named_modules())
     for node in list(gm.graph.nodes):
         prev = node.args[0] if node.op == "call_module" and node.args else None
-        if (isinstance(mods.get(node.target), nn.BatchNorm2d) and isinstance(prev, fx.Node)
-                and prev.op == "call_module" and isinstance(mods.get(prev.target), nn.Conv2d)
-                and len(prev.users) == 1):
+        if (
+            isinstance(mods.get(node.target), nn.BatchNorm2d)
+            and isinstance(prev, fx.Node)
+            and prev.op == "call_module"
+            and isinstance(mods.get(prev.target), nn.Conv2d)
+            and len(prev.users) == 1
+        ):
             fused = fuse_conv_bn_eval(mods[prev.target], mods[node.target])
             parent, _, name = prev.target.rpartition(".")
             setattr(gm.get_submodule(parent) if parent else gm, name, fused)
@@ -136,9 +287,16 @@ def _file_meta(path: Path, props: dict[str, str]) -> dict[str, Any]:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
 
 
-def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], labels: Sequence[str] | str | None,
-              size: int | None, channels: int | None, mean: Sequence[float] | None,
-              std: Sequence[float] | None) -> dict[str, Any]:
+def _complete(
+    path: Path,
+    meta: dict[str, Any],
+    shape: tuple[int | None, ...],
+    labels: Sequence[str] | str | None,
+    size: int | None,
+    channels: int | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> dict[str, Any]:
     """Fill labels / preprocess from the shortcuts and the input shape; name whatever is missing."""
     if labels is not None:
         meta["labels"] = [s.strip() for s in labels.split(",")] if isinstance(labels, str) else list(labels)
@@ -152,26 +310,33 @@ def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], l
     if pre.get("channels") == 3:  # the paper's statistics are the documented default for RGB input
         pre.setdefault("mean", list(IMAGENET_MEAN))
         pre.setdefault("std", list(IMAGENET_STD))
-    missing = [k for k in ("labels",) if not meta.get(k)] + [k for k in ("size", "channels", "mean", "std")
-                                                              if k not in pre]
+    missing = [k for k in ("labels",) if not meta.get(k)] + [
+        k for k in ("size", "channels", "mean", "std") if k not in pre
+    ]
     if missing:
-        raise CheckpointError(f"{path}: no resemotenet metadata for {', '.join(missing)}; export the model with "
-                              f"'resemotenet export' (or pass {', '.join(missing)} to OnnxBackend in Python)")
+        raise CheckpointError(
+            f"{path}: no resemotenet metadata for {', '.join(missing)}; export the model with "
+            f"'resemotenet export' (or pass {', '.join(missing)} to OnnxBackend in Python)"
+        )
     meta["preprocess"] = PreprocessSpec.from_dict(pre).to_dict()
     meta.setdefault("temperature", 1.0)
     meta.setdefault("model", path.stem)
     return meta
 
 
-def open_backend(model: str | Path | nn.Module | None = None, **kw: Any) -> TorchBackend | OnnxBackend:
-    """A backend for a checkpoint path, an ONNX path (by extension; ``kw`` go to ``OnnxBackend``),
-    a loaded module, or None / a shipped name ('default', 'fast'). ``device`` applies to torch only."""
+def open_backend(
+    model: str | Path | nn.Module | None = None, **kw: Any
+) -> TorchBackend | OnnxBackend | OpenVinoBackend:
+    """A backend for a checkpoint path, an ONNX path (by extension; ``engine`` = 'auto',
+    'onnxruntime' or 'openvino', see ``open_onnx``; the other ``kw`` go to that backend), a loaded
+    module, or None / a shipped name ('default', 'fast'). ``device`` applies to torch only."""
     device = kw.pop("device", "cpu")
     fuse = kw.pop("fuse", True)
+    engine = kw.pop("engine", None)
     if isinstance(model, nn.Module):
         return TorchBackend(model, device, fuse)
     if model is not None and str(model).lower().endswith(".onnx"):
-        return OnnxBackend(model, **kw)
+        return open_onnx(model, engine, **kw)
     from ..models import load_model
 
     return TorchBackend(load_model(model), device, fuse)

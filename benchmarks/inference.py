@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     torch.set_num_threads(args.threads)
     q = (
-        {"warmup": 3, "b1_reps": 40, "b64_reps": 5, "budget": 2.0, "calib": 64, "check": 32}
+        {"warmup": 3, "b1_reps": 40, "b64_reps": 5, "budget": 1.0, "calib": 64, "check": 32}
         if args.quick
         else {"warmup": 20, "b1_reps": 300, "b64_reps": 10, "budget": 20.0, "calib": 512, "check": 256}
     )

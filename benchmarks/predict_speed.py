@@ -7,14 +7,16 @@
 (b) End-to-end frames/s on 640x480 frames holding one face: decode JPEG bytes, detect, crop,
     classify, with the time of each stage. Target: >= 30 frames/s. Two face searches side by
     side: the whole frame every frame (still images; ``--redetect-every 1``), and the video
-    default (whole frame every 10th frame, a window around the known face in between).
+    default (whole frame every 10th frame, a window around the known face in between); with
+    CenterFace also the window searched at a small input size (``--window-side``: the window crop
+    shrunk to that longer side, a second CenterFaceDetector; the face stays far above CenterFace's
+    ~10 px minimum), to see what that would save.
 
 The frame is the shipped astronaut portrait scaled to 640 wide and cropped to 480 rows (a
 real photo with real texture, so the detector does real work; the face is ~115 px). The
-Haar detector runs with its defaults (searched at 320x240 for a 640x480 frame, see
-``inference.faces.HaarDetector``).
+detector is the Predictor's default (CenterFace) unless ``--detector`` names another.
 
-    python benchmarks/predict_speed.py [--model PATH] [--onnx PATH] [--frames 60] [--repeats 200]
+    python benchmarks/predict_speed.py [--model PATH] [--onnx PATH] [--detector NAME] [--frames 60] [--repeats 200]
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ import time
 import cv2
 import numpy as np
 import torch
-
 from _timing import median_seconds
+
 from resemotenet.data.dataset import read_image
 from resemotenet.inference.backends import TorchBackend, open_backend
 from resemotenet.inference.faces import FaceFollower
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image
+
+
+def cpu_name() -> str:
+    for line in open("/proc/cpuinfo").read().splitlines() if os.path.exists("/proc/cpuinfo") else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:
@@ -72,14 +81,29 @@ def crop_latency(pred: Predictor, face: np.ndarray, repeats: int, label: str) ->
     print(f"{label:28s} forward {fwd:6.2f} ms   crop -> probabilities {full:6.2f} ms   (target <= 3 ms)")
 
 
-def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int) -> None:
+class WindowSized:
+    """A detector that searches whole frames with ``full`` and smaller crops (FaceFollower's
+    windows) with ``small``."""
+
+    def __init__(self, full, small, frame_shape: tuple[int, int]):
+        self.full, self.small, self.frame_shape = full, small, frame_shape
+
+    def __call__(self, rgb: np.ndarray):
+        return (self.full if rgb.shape[:2] == self.frame_shape else self.small)(rgb)
+
+
+def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int, window_side: int = 0) -> None:
     buf = np.frombuffer(jpeg, np.uint8)
-    detector = FaceFollower(pred.detector, redetect_every)
+    search = pred.detector
+    if window_side:
+        from resemotenet.inference.centerface import CenterFaceDetector
+
+        search = WindowSized(pred.detector, CenterFaceDetector(max_side=window_side), (480, 640))
+    detector = FaceFollower(search, redetect_every)
     stages = {"decode": [], "detect": [], "classify": []}
     faces_found = []
     for _ in range(3):  # warm-up
-        pred.classify([c for _, c in pred.detect(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR),
-                                                               cv2.COLOR_BGR2RGB))])
+        pred.classify([c for _, c in pred.detect(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))])
     start = time.perf_counter()
     for _ in range(frames):
         t0 = time.perf_counter()
@@ -94,22 +118,30 @@ def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int) -
         faces_found.append(len(faces))
     fps = frames / (time.perf_counter() - start)
     detail = "  ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in stages.items())
-    print(f"whole-frame search every {redetect_every:2d} frame(s): {fps:6.1f} frames/s (target >= 30); "
-          f"faces per frame {min(faces_found)}-{max(faces_found)}; median per frame: {detail}")
+    win = f", window at {window_side} px" if window_side else ""
+    print(
+        f"whole-frame search every {redetect_every:2d} frame(s){win}: {fps:6.1f} frames/s; "
+        f"faces per frame {min(faces_found)}-{max(faces_found)}; median per frame: {detail}"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint or .onnx (default: shipped model, else a random resemotenet_s)")
     ap.add_argument("--onnx", help="also time this ONNX export of the model with onnxruntime")
+    ap.add_argument("--detector", help="face detector (default: the Predictor's)")
+    ap.add_argument("--window-side", type=int, default=128, help="centerface: also time windows at this size")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=200)
     args = ap.parse_args()
     model, desc = default_model(args.model)
-    pred = Predictor(model)
+    pred = Predictor(model, **({"detector": args.detector} if args.detector else {}))
+    print(f"{cpu_name()}, {time.strftime('%Y-%m-%d')}; detector {getattr(pred.detector, 'name', pred.detector)}")
     print(f"model: {desc}; input {pred.spec.size}x{pred.spec.size}x{pred.spec.channels}")
-    print(f"torch {torch.__version__} {torch.get_num_threads()} thread(s), OpenCV {cv2.__version__} "
-          f"{cv2.getNumThreads()} thread(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"torch {torch.__version__} {torch.get_num_threads()} thread(s), OpenCV {cv2.__version__} "
+        f"{cv2.getNumThreads()} thread(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     frame = test_frame()
     found = pred.detect(frame)
     face = found[0][1] if found else frame[100:260, 260:420]
@@ -120,10 +152,14 @@ def main() -> None:
     if args.onnx:
         crop_latency(Predictor(args.onnx), face, args.repeats, "onnxruntime")
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    print(f"\n(b) end to end, 640x480, {args.frames} frames: decode JPEG ({len(jpeg) // 1024} KiB), "
-          "detect (haar), crop, classify")
+    print(
+        f"\n(b) end to end, 640x480, {args.frames} frames: decode JPEG ({len(jpeg) // 1024} KiB), "
+        "detect, crop, classify (torch)"
+    )
     for every in (1, 10):
         end_to_end(pred, jpeg.tobytes(), args.frames, every)
+    if getattr(pred.detector, "name", "") == "centerface" and args.window_side:
+        end_to_end(pred, jpeg.tobytes(), args.frames, 10, args.window_side)
 
 
 if __name__ == "__main__":

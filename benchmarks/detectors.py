@@ -1,6 +1,6 @@
 """Face detection recall, false boxes and time per 640x480 frame for every installed detector.
 
-Test images, built so that the true boxes are known: FER2013 PrivateTest faces (48x48, upscaled
+Test images, built so that the true boxes are known: FER2013 PublicTest faces (48x48, upscaled
 to 56-150 px; a third of them turned by up to 25 degrees) blended (the outer 8 % of each crop faded) at
 random, non-overlapping places onto 640x480 backgrounds cut from the face-free lower part of the
 shipped photo (flipped, shifted, brightness changed), 3-6 faces per frame; plus the shipped photo
@@ -11,7 +11,7 @@ a false box. Time: median ms per frame over the composed frames, after a warm-up
     python benchmarks/detectors.py [--frames 12] [--sizes 320,480,640] [--align 200]
 
 ``--align N`` also measures what eye alignment does to the shipped model's accuracy on N turned
-PrivateTest faces (Predictor with align on and off, same detections). Timings depend on load:
+PublicTest faces (Predictor with align on and off, same detections). Timings depend on load:
 compare each row with the Haar row of the same run.
 """
 
@@ -57,7 +57,7 @@ def scenes(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
 
     rng = np.random.default_rng(seed)
     arrays = load_arrays(FER)
-    faces = arrays["pixels"][arrays["usage"] == 2]
+    faces = arrays["pixels"][arrays["usage"] == 1]
     photo = read_image(demo_image())
     texture = photo[250:]  # suit, flag and wall: no face
     out = []
@@ -122,12 +122,12 @@ def measure(name: str, det, frames: list[tuple[np.ndarray, np.ndarray]], timed: 
 
 
 def align_accuracy(n: int, seed: int = 1) -> None:
-    """Shipped model's accuracy on ``n`` PrivateTest faces turned by 10-25 degrees, align on / off."""
+    """Shipped model's accuracy on ``n`` PublicTest faces turned by 10-25 degrees, align on / off."""
     from resemotenet.inference.predictor import Predictor
 
     rng = np.random.default_rng(seed)
     arrays = load_arrays(FER)
-    idx = rng.choice(np.flatnonzero(arrays["usage"] == 2), n, replace=False)
+    idx = rng.choice(np.flatnonzero(arrays["usage"] == 1), n, replace=False)
     preds = {a: Predictor(detector="centerface", align=a) for a in (True, False)}
     right = {True: 0, False: 0}
     seen = 0

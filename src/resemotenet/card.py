@@ -29,15 +29,21 @@ class Framing:
     ``margin``: the box grows by this fraction of its side on every edge; ``square``: the crop is
     made square around the box centre; ``shift_y``: the centre moves down by this fraction of
     the side (FER2013's crops run from the brows to the chin); ``align``: faces whose eye
-    landmarks tilt are rotated level first."""
+    landmarks tilt are rotated level first. ``detector_margins`` overrides ``margin`` for named
+    detectors whose boxes sit tighter or looser than FER2013's crops (``benchmarks/framing.py``
+    measures it)."""
 
     margin: float = 0.2
     square: bool = True
     shift_y: float = 0.0
     align: bool = False
+    detector_margins: Mapping[str, float] = field(default_factory=dict)
+
+    def margin_for(self, detector: str | None) -> float:
+        return float(self.detector_margins.get(detector, self.margin)) if detector else self.margin
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "detector_margins": dict(self.detector_margins)}
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,9 @@ class ModelCard:
             f"parameters     {self.parameters:,}" if self.parameters else "parameters     (not recorded)",
             f"labels         {', '.join(self.labels)}",
             f"input          {p.size}x{p.size}, {p.channels} channel(s), mean {list(p.mean)}, std {list(p.std)}",
-            f"framing        margin {f.margin}, {'square' if f.square else 'box-shaped'}, shift_y {f.shift_y}, "
+            f"framing        margin {f.margin}"
+            + "".join(f" ({k}: {v})" for k, v in dict(f.detector_margins).items())
+            + f", {'square' if f.square else 'box-shaped'}, shift_y {f.shift_y}, "
             f"{'eyes levelled' if f.align else 'no alignment'}",
             f"temperature    {self.temperature:.4g}",
             f"threshold      {self.threshold if self.threshold is not None else '(none recommended)'}",

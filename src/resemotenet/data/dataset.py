@@ -210,8 +210,10 @@ class BatchLoader:
     """Batches of (uint8 images (B, C, H, W), targets) from in-memory tensors.
 
     Distributed-safe: with ``world`` > 1 each rank takes an interleaved shard of one shared
-    permutation, so every sample is seen exactly once per epoch across ranks (the last,
-    short shard is padded by repeating samples only when ``drop_last`` is off and ranks differ).
+    permutation, so every sample is seen exactly once per epoch across ranks. With ``drop_last``
+    (training) the permutation is first cut to a multiple of ``world`` (at most ``world - 1``
+    samples wait for the next epoch's permutation), so every rank takes the same number of steps,
+    which DistributedDataParallel requires.
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int,
@@ -233,7 +235,10 @@ class BatchLoader:
         return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
 
     def indices(self) -> torch.Tensor:
-        return self._order()[self.rank::self.world]
+        order = self._order()
+        if self.drop_last and self.world > 1:
+            order = order[:len(order) - len(order) % self.world]
+        return order[self.rank::self.world]
 
     def __len__(self) -> int:
         n = len(self.indices())

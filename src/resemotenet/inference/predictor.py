@@ -140,7 +140,8 @@ class Predictor:
         self.transform = self.card.transforms()
         self.temperature = self.card.temperature
         framing = self.card.framing  # the crop the model was trained on, unless the caller overrides it
-        margin = framing.margin if margin is None else margin
+        name = detector if isinstance(detector, str) else None
+        margin = framing.margin_for(name) if margin is None else margin
         align = framing.align if align is None else align
         if batch_size < 1 or margin < 0 or redetect_every < 1:
             raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")

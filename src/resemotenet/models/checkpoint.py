@@ -183,6 +183,18 @@ def load_model(path: str | Path | None = None) -> nn.Module:
     return model_from_state(state, meta, str(path)).eval()
 
 
+def write_card(path: str | Path, card: ModelCard) -> Path:
+    """Rewrite a ``.safetensors`` weights file with ``card`` as its metadata (weights unchanged,
+    dtype kept; written atomically)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: the card is rewritten in .safetensors files only")
+    state, _, _ = _load_safetensors(path)
+    return atomic_write(path, lambda p: save_file(state, str(p), metadata={"resemotenet": card.to_json()}))
+
+
 def card_of(model: nn.Module) -> ModelCard:
     """The model card of a loaded model (built from ``pretrained_cfg`` where only that is set)."""
     card = getattr(model, "card", None)

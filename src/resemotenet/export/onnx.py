@@ -32,6 +32,7 @@ from ..data.dataset import Split, materialize
 from ..preprocess import FaceTransform
 from ..utils.errors import CheckpointError, ConfigError, MissingExtraError, ResEmoteNetError
 from ..utils.io import atomic_path
+from ..utils.ort import ORT_OPT_LEVELS, ort_session  # noqa: F401  (re-exported)
 
 META_KEY = "resemotenet"  # same key, same JSON as a checkpoint's metadata
 ATOL = 1e-4
@@ -205,31 +206,6 @@ def set_metadata(proto: Any, props: dict[str, str]) -> None:
         entry.key, entry.value = k, v
 
 
-ORT_OPT_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
-
-
-def ort_session(path: str | Path, threads: int | None = None, opt_level: str = "all") -> Any:
-    """A CPU onnxruntime session (sequential; graph optimisation ``opt_level``, one of
-    ``ORT_OPT_LEVELS``, full by default)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise MissingExtraError("onnxruntime", "export") from exc
-    if opt_level not in ORT_OPT_LEVELS:
-        raise ConfigError(f"unknown graph optimisation level {opt_level!r}; valid: {', '.join(ORT_OPT_LEVELS)}")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_OPT_LEVELS[opt_level])
-    opts.inter_op_num_threads = 1
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def ort_logits(session: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     name = session.get_inputs()[0].name
     outs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
@@ -297,10 +273,8 @@ def export_onnx(
         exporter = _write_onnx(model, torch.from_numpy(x[:2]).clone(), tmp, opset, _metadata(meta))
         try:
             session = ort_session(tmp)
-        except ResEmoteNetError:
-            raise
-        except Exception as exc:
-            raise ExportError(f"onnxruntime cannot load the exported graph ({str(exc).splitlines()[0][:200]})") from exc
+        except CheckpointError as exc:  # the graph just written does not load
+            raise ExportError(f"onnxruntime cannot load the exported graph ({str(exc).split(' (', 1)[-1][:200]}") from exc
         report = parity(model, session, x)
         del session
         if report["max_abs_diff"] > ATOL or report["argmax_same"] != report["n_check"]:

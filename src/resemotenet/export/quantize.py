@@ -24,7 +24,7 @@ import numpy as np
 
 from ..config import PreprocessSpec
 from ..data.dataset import Split
-from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError
+from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError, import_extra
 from ..utils.io import atomic_path
 from .onnx import META_KEY, check_inputs, fer2013_split, find_fer2013, ort_logits, ort_session, set_metadata
 
@@ -33,10 +33,7 @@ DEFAULT_CALIBRATION_SIZE = 512
 
 def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """(onnx ModelProto, our metadata) of an ONNX file; a file without metadata is an error."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise MissingExtraError("onnx", "export") from exc
+    onnx = import_extra("onnx", "export")
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: ONNX file not found")

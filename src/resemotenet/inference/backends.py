@@ -14,17 +14,58 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..card import ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
-from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError
+from ..utils.errors import CheckpointError, ConfigError, DataError, import_extra
 
 META_KEY = "resemotenet"  # ONNX metadata_props key holding the same JSON as a checkpoint's meta
 
 
-class TorchBackend:
+class _Backend:
+    """What every backend offers beside ``backend(x) -> logits``: its model card, the card's
+    ``transforms()``, and ``predict(crops)`` (calibrated probabilities for uint8 face crops)."""
+
+    card: ModelCard | None
+
+    def transforms(self) -> Any:
+        if self.card is None:
+            raise CheckpointError("this model has no model card (labels, preprocessing)")
+        return self.card.transforms()
+
+    def predict(self, crops: Any) -> np.ndarray:
+        logits = self(self.transforms()(crops))  # type: ignore[operator]
+        return torch.softmax(logits.float() / self.card.temperature, -1).numpy()  # type: ignore[union-attr]
+
+
+SHORTCUTS = ("labels", "size", "channels", "mean", "std")  # metadata given by hand for a bare ONNX file
+
+
+class _FileBackend(_Backend):
+    """Shared by the engines that run an exported ONNX file: metadata from the file, completed by
+    ``overrides`` (a partial meta dict) and the keyword shortcuts (``SHORTCUTS``), which win."""
+
+    def _describe(self, path: Path, props: dict[str, str], overrides: dict[str, Any] | None,
+                  shortcuts: dict[str, Any], outputs: int | None) -> None:
+        unknown = sorted(set(shortcuts) - set(SHORTCUTS))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; valid: {', '.join(SHORTCUTS)}")
+        meta = _file_meta(path, props)
+        meta.update(overrides or {})
+        given = {k: shortcuts.get(k) for k in SHORTCUTS}
+        self.meta = _complete(path, meta, self.input_shape, **given)
+        self.card = ModelCard.from_meta(self.meta, str(path))
+        if outputs is not None and outputs != len(self.meta["labels"]):
+            raise CheckpointError(
+                f"{path}: the model has {outputs} outputs but {len(self.meta['labels'])} "
+                f"labels were given ({self.meta['labels']})"
+            )
+
+
+class TorchBackend(_Backend):
     """Eager PyTorch. The model runs in eval mode, in channels_last (oneDNN's fastest convolution
     layout on CPU, see benchmarks/inference.py) and, with ``fuse=True``, from a copy whose
     batch norms are folded into the convolutions before them (same outputs to ~1e-6, fewer
@@ -48,54 +89,24 @@ class TorchBackend:
         return self.model(x).float().cpu()
 
 
-class OnnxBackend:
+class OnnxBackend(_FileBackend):
     """onnxruntime CPU session; labels and preprocessing come from the file's metadata, or from
     explicit overrides when it has none (``overrides`` is a partial meta dict; the keyword
     arguments are the command-line style shortcuts and win over both)."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        overrides: dict[str, Any] | None = None,
-        threads: int | None = None,
-        *,
-        labels: Sequence[str] | str | None = None,
-        size: int | None = None,
-        channels: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingExtraError("onnxruntime", "export") from exc
+    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
+                 **shortcuts: Any):
+        from ..utils.ort import ort_session
+
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: ONNX file not found")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.inter_op_num_threads = 1
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+        self.session = ort_session(path, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         # (C, S, S) when the file fixes them, else None per axis
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape[1:])
-        props = self.session.get_modelmeta().custom_metadata_map
-        meta = _file_meta(path, props)
-        meta.update(overrides or {})
-        self.meta = _complete(path, meta, self.input_shape, labels, size, channels, mean, std)
-        self.card = ModelCard.from_meta(self.meta, str(path))
         out_dim = self.session.get_outputs()[0].shape[-1]
-        if isinstance(out_dim, int) and out_dim != len(self.meta["labels"]):
-            raise CheckpointError(
-                f"{path}: the model has {out_dim} outputs but {len(self.meta['labels'])} "
-                f"labels were given ({self.meta['labels']})"
-            )
+        self._describe(path, self.session.get_modelmeta().custom_metadata_map, overrides, shortcuts,
+                       out_dim if isinstance(out_dim, int) else None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, self.input_shape)
@@ -126,31 +137,16 @@ def native_bf16(core: Any | None = None) -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(_FileBackend):
     """OpenVINO CPU runtime on the same exported ONNX file, behind the same interface as
     ``OnnxBackend`` (same metadata, same overrides, same shape check). ``precision`` is 'fp32'
     (the default everywhere, so results do not depend on the machine) or 'bf16', accepted only
     where OpenVINO reports native bf16 (AVX512_BF16 / AMX); ``hint`` is OpenVINO's performance
     hint, LATENCY (one request at a time, as the predictor runs) or THROUGHPUT."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        overrides: dict[str, Any] | None = None,
-        threads: int | None = None,
-        *,
-        labels: Sequence[str] | str | None = None,
-        size: int | None = None,
-        channels: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        precision: str = "fp32",
-        hint: str = "LATENCY",
-    ):
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise MissingExtraError("openvino", "openvino") from exc
+    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
+                 *, precision: str = "fp32", hint: str = "LATENCY", **shortcuts: Any):
+        ov = import_extra("openvino", "openvino")
         import threading
 
         path = Path(path)
@@ -170,16 +166,9 @@ class OpenVinoBackend:
             raise CheckpointError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
         pshape = model.inputs[0].get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in list(pshape)[1:])
-        meta = _file_meta(path, _ov_props(model))
-        meta.update(overrides or {})
-        self.meta = _complete(path, meta, self.input_shape, labels, size, channels, mean, std)
-        self.card = ModelCard.from_meta(self.meta, str(path))
         out_dim = model.outputs[0].get_partial_shape()[-1]
-        if out_dim.is_static and out_dim.get_length() != len(self.meta["labels"]):
-            raise CheckpointError(
-                f"{path}: the model has {out_dim.get_length()} outputs but "
-                f"{len(self.meta['labels'])} labels were given ({self.meta['labels']})"
-            )
+        self._describe(path, _ov_props(model), overrides, shortcuts,
+                       out_dim.get_length() if out_dim.is_static else None)
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
             "PERFORMANCE_HINT": hint.upper(),
@@ -244,37 +233,18 @@ def open_onnx(path: str | Path, engine: str | None = None, **kw: Any) -> OnnxBac
 
 
 def _fuse_conv_bn(model: nn.Module) -> nn.Module:
-    """A traced copy of ``model`` (in eval mode) with each BatchNorm that only follows a
-    convolution folded into it (``torch.nn.utils.fusion``); the model itself when torch.fx
-    cannot trace it."""
-    import copy
+    """A copy of ``model`` (in eval mode) with each BatchNorm that follows a convolution folded
+    into it, by torch's own fx pass (``torch.fx.experimental.optimization.fuse``; same outputs as
+    the unfused model to ~1e-6); the model itself when torch.fx cannot trace it."""
+    import warnings
 
-    from torch import fx
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
+    with warnings.catch_warnings():  # the module's own imports warn about torch.jit deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.fx.experimental.optimization import fuse
     try:
-        gm = fx.symbolic_trace(copy.deepcopy(model))
+        return fuse(model, inplace=False)
     except Exception:  # data-dependent control flow: keep the eager model
         return model
-    mods = dict(gm.named_modules())
-    for node in list(gm.graph.nodes):
-        prev = node.args[0] if node.op == "call_module" and node.args else None
-        if (
-            isinstance(mods.get(node.target), nn.BatchNorm2d)
-            and isinstance(prev, fx.Node)
-            and prev.op == "call_module"
-            and isinstance(mods.get(prev.target), nn.Conv2d)
-            and len(prev.users) == 1
-        ):
-            fused = fuse_conv_bn_eval(mods[prev.target], mods[node.target])
-            parent, _, name = prev.target.rpartition(".")
-            setattr(gm.get_submodule(parent) if parent else gm, name, fused)
-            node.replace_all_uses_with(prev)
-            gm.graph.erase_node(node)
-    gm.graph.lint()
-    gm.recompile()
-    gm.delete_all_unused_submodules()
-    return gm
 
 
 def _file_meta(path: Path, props: dict[str, str]) -> dict[str, Any]:

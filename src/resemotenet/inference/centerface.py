@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.errors import ConfigError, DataError, MissingExtraError
+from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError
 from .faces import Detection, _clip, _sorted
 
 STRIDE = 4  # output cells per input pixel side
@@ -153,17 +153,12 @@ def _pick_backend(backend: str) -> str:
 
 class _OnnxRuntimeNet:
     def __init__(self, path: Path, threads: int | None):
-        import onnxruntime as ort
+        from ..utils.ort import ort_session
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.inter_op_num_threads = 1
-        if threads:
-            opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ConfigError(f"{path}: not a loadable CenterFace model ({str(exc).splitlines()[0][:160]})") from exc
+            self.session = ort_session(path, threads, what="CenterFace model")
+        except CheckpointError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
         return self.session.run(list(OUTPUTS), {"input.1": blob})

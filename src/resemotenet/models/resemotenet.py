@@ -26,6 +26,7 @@ class ResEmoteNet(nn.Module):
         self,
         num_classes: int = 7,
         in_chans: int = 3,
+        *,
         width: float = 1.0,
         se: bool = True,
         residual: bool = True,

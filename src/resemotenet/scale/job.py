@@ -93,12 +93,15 @@ def size_actors(resources: dict[str, float], workers: int | None = None) -> tupl
 def run_batch(
     sources: Iterable[str | os.PathLike],
     output: str | os.PathLike,
+    *,
     address: str | None = None,
     workers: int | None = None,
+    # what runs on every face: the model, the detector, the threshold, the frame stride
     model: str = "default",
     detector: str = DEFAULT_DETECTOR,
     min_confidence: float = 0.0,
     stride: int = 1,
+    # the job's files: replace an output, or continue one; the size of a work item
     force: bool = False,
     resume: bool = True,
     images_per_item: int = 16,

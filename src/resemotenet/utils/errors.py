@@ -26,3 +26,13 @@ class MissingExtraError(ResEmoteNetError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"{package} is not installed; install it with: pip install 'resemotenet[{extra}]'")
+
+
+def import_extra(module: str, extra: str):
+    """``importlib.import_module(module)``, or a ``MissingExtraError`` naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(module.split(".")[0], extra) from exc

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MissingExtraError
+from .errors import import_extra
 
 
 def pyplot():
     """matplotlib.pyplot on the non-interactive Agg backend, or a MissingExtraError naming the extra."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise MissingExtraError("matplotlib", "plot") from exc
+    matplotlib = import_extra("matplotlib", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

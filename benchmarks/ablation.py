@@ -82,8 +82,10 @@ def run_one(args: argparse.Namespace, variant: str, seed: int, out: Path) -> dic
     base = load_config(args.config, recipe_overrides(args))
     key = recipe_key(base.to_dict())
     run_dir = out / f"{variant}_seed{seed}_{key}"
-    cfg = load_config(args.config, recipe_overrides(args) + [
-        f"model.name={variant}", f"seed={seed}", f"output={json.dumps(str(run_dir))}"])
+    cfg = load_config(
+        args.config,
+        recipe_overrides(args) + [f"model.name={variant}", f"seed={seed}", f"output={json.dumps(str(run_dir))}"],
+    )
     resuming = (run_dir / "last.pt").is_file()
     print(f"== {variant} seed {seed}: {'resuming' if resuming else 'training'} in {run_dir}", flush=True)
     t0 = time.perf_counter()
@@ -95,17 +97,25 @@ def run_one(args: argparse.Namespace, variant: str, seed: int, out: Path) -> dic
     result = train(cfg, resume=started, force=not started)
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
     return {
-        "recipe": key, "variant": variant, "seed": seed, "epochs": cfg.epochs,
-        "data": f"{cfg.data.name}:{cfg.data.root}", "limit": cfg.data.limit,
-        "val_acc": float(rows[-1]["best_val_acc"]), "test_acc": result["test"]["accuracy"],
-        "test_macro_f1": result["test"]["macro_f1"], "best_epoch": result["test"]["best_epoch"],
-        "seconds_this_sitting": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
+        "recipe": key,
+        "variant": variant,
+        "seed": seed,
+        "epochs": cfg.epochs,
+        "data": f"{cfg.data.name}:{cfg.data.root}",
+        "limit": cfg.data.limit,
+        "val_acc": float(rows[-1]["best_val_acc"]),
+        "test_acc": result["test"]["accuracy"],
+        "test_macro_f1": result["test"]["macro_f1"],
+        "best_epoch": result["test"]["best_epoch"],
+        "seconds_this_sitting": round(time.perf_counter() - t0, 1),
+        "run_dir": str(run_dir),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
 def summary(entries: list[dict[str, Any]], variants: list[str]) -> str:
     """mean +- sample std of val and test accuracy per variant, with the number of runs."""
+
     def ms(values: list[float]) -> str:
         if len(values) < 2:
             return f"{values[0]:.4f}" if values else "-"
@@ -114,8 +124,9 @@ def summary(entries: list[dict[str, Any]], variants: list[str]) -> str:
     lines = [f"{'variant':22s} {'n':>2s}  {'val (PublicTest)':>18s}  {'test (PrivateTest)':>18s}"]
     for v in variants:
         mine = [e for e in entries if e["variant"] == v]
-        lines.append(f"{v:22s} {len(mine):2d}  {ms([e['val_acc'] for e in mine]):>18s}  "
-                     f"{ms([e['test_acc'] for e in mine]):>18s}")
+        lines.append(
+            f"{v:22s} {len(mine):2d}  {ms([e['val_acc'] for e in mine]):>18s}  {ms([e['test_acc'] for e in mine]):>18s}"
+        )
     return "\n".join(lines)
 
 

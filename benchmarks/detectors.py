@@ -47,8 +47,8 @@ def paste(canvas: np.ndarray, face: np.ndarray, x: int, y: int, side: int, angle
     yy, xx = (np.mgrid[0:side, 0:side] + 0.5) / side
     edge = np.minimum(np.minimum(xx, 1 - xx), np.minimum(yy, 1 - yy))  # distance to the crop's border
     alpha = np.clip(edge / 0.08, 0, 1)[..., None]  # the whole crop, its outer 8 % faded into the background
-    region = canvas[y:y + side, x:x + side].astype(np.float32)
-    canvas[y:y + side, x:x + side] = (alpha * f[..., None] + (1 - alpha) * region).astype(np.uint8)
+    region = canvas[y : y + side, x : x + side].astype(np.float32)
+    canvas[y : y + side, x : x + side] = (alpha * f[..., None] + (1 - alpha) * region).astype(np.uint8)
 
 
 def scenes(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -78,7 +78,9 @@ def scenes(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
         out.append((bg, np.array(boxes, np.float32)))
     mirror = np.array([[512 - PHOTO_FACE[2] + 512, PHOTO_FACE[1], 512 - PHOTO_FACE[0] + 512, PHOTO_FACE[3]]])
     out.append((photo, np.array([PHOTO_FACE], np.float32)))
-    out.append((np.concatenate([photo, photo[:, ::-1]], axis=1), np.concatenate([[PHOTO_FACE], mirror]).astype(np.float32)))
+    out.append(
+        (np.concatenate([photo, photo[:, ::-1]], axis=1), np.concatenate([[PHOTO_FACE], mirror]).astype(np.float32))
+    )
     return out
 
 
@@ -88,7 +90,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lt = torch.maximum(ta[:, None, :2], tb[None, :, :2])
     rb = torch.minimum(ta[:, None, 2:], tb[None, :, 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda t: (t[:, 2:] - t[:, :2]).prod(-1)
+
+    def area(t):
+        return (t[:, 2:] - t[:, :2]).prod(-1)
+
     return (inter / (area(ta)[:, None] + area(tb)[None, :] - inter)).numpy()
 
 
@@ -139,8 +144,10 @@ def align_accuracy(n: int, seed: int = 1) -> None:
             seen += 1
             for a, r in res.items():
                 right[a] += int(r[0].label == preds[a].labels[arrays["emotion"][i]])
-    print(f"\neye alignment, shipped model, {seen} of {n} turned faces found once: accuracy "
-          f"{100 * right[True] / max(seen, 1):.1f} % aligned, {100 * right[False] / max(seen, 1):.1f} % not aligned")
+    print(
+        f"\neye alignment, shipped model, {seen} of {n} turned faces found once: accuracy "
+        f"{100 * right[True] / max(seen, 1):.1f} % aligned, {100 * right[False] / max(seen, 1):.1f} % not aligned"
+    )
 
 
 def main() -> None:
@@ -165,12 +172,16 @@ def main() -> None:
     except ResEmoteNetError as exc:
         print(f"mediapipe: skipped ({exc})")
     cpu = platform.processor() or platform.machine()
-    print(f"\n{len(frames)} frames ({args.frames} composed 640x480 + the photo + photo and mirror), "
-          f"{rows[0]['total']} true faces; {cpu}")
+    print(
+        f"\n{len(frames)} frames ({args.frames} composed 640x480 + the photo + photo and mirror), "
+        f"{rows[0]['total']} true faces; {cpu}"
+    )
     print(f"{'detector':32} {'recall':>14} {'false boxes':>12} {'ms/frame':>9} {'x haar':>7}")
     for r in rows:
-        print(f"{r['name']:32} {r['found']:>4}/{r['total']:<3} {100 * r['found'] / r['total']:5.1f} % "
-              f"{r['false']:>12} {r['ms']:9.1f} {r['ms'] / rows[0]['ms']:7.2f}")
+        print(
+            f"{r['name']:32} {r['found']:>4}/{r['total']:<3} {100 * r['found'] / r['total']:5.1f} % "
+            f"{r['false']:>12} {r['ms']:9.1f} {r['ms'] / rows[0]['ms']:7.2f}"
+        )
     if args.align:
         align_accuracy(args.align)
 

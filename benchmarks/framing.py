@@ -105,11 +105,15 @@ def main() -> None:
                 cells[(m, s)] = accuracy(pred, [framed(imgs[i], b, m, s) for i, b in zip(kept, boxes)], y)
         best = max(cells, key=cells.get)
         scale, dy = np.median(np.array(geometry), 0) if geometry else (float("nan"), float("nan"))
-        print(f"{name:10s} {len(kept):5d} {100 * tight:6.2f} | "
-              + " | ".join(f"{100 * cells[(m, s)]:9.2f}" for s in SHIFTS for m in MARGINS))
-        print(f"  {name}: best framing on PublicTest margin {best[0]}, shift_y {best[1]:+.1f} "
-              f"({100 * cells[best]:.2f} % vs {100 * tight:.2f} % tight); median box side {scale:.2f} x the "
-              f"true square, centre {dy:+.2f} of its side below it")
+        print(
+            f"{name:10s} {len(kept):5d} {100 * tight:6.2f} | "
+            + " | ".join(f"{100 * cells[(m, s)]:9.2f}" for s in SHIFTS for m in MARGINS)
+        )
+        print(
+            f"  {name}: best framing on PublicTest margin {best[0]}, shift_y {best[1]:+.1f} "
+            f"({100 * cells[best]:.2f} % vs {100 * tight:.2f} % tight); median box side {scale:.2f} x the "
+            f"true square, centre {dy:+.2f} of its side below it"
+        )
 
 
 if __name__ == "__main__":

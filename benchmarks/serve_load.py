@@ -34,8 +34,10 @@ from resemotenet.inference.sources import demo_image
 def payloads() -> dict[str, bytes]:
     img = cv2.imread(str(demo_image()))  # 512x512, the face at about (172, 62)-(278, 168)
     frame = cv2.copyMakeBorder(cv2.resize(img, (480, 480)), 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(40, 40, 40))
-    return {"/v1/classify": cv2.imencode(".jpg", img[50:180, 160:290])[1].tobytes(),
-            "/v1/predict": cv2.imencode(".jpg", frame)[1].tobytes()}
+    return {
+        "/v1/classify": cv2.imencode(".jpg", img[50:180, 160:290])[1].tobytes(),
+        "/v1/predict": cv2.imencode(".jpg", frame)[1].tobytes(),
+    }
 
 
 def free_port() -> int:
@@ -47,8 +49,12 @@ def free_port() -> int:
 def start_server(model: str, batching: bool) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "resemotenet", "serve", "--model", model, "--port", str(port)]
-    proc = subprocess.Popen(cmd + ([] if batching else ["--no-batching"]), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ))
+    proc = subprocess.Popen(
+        cmd + ([] if batching else ["--no-batching"]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -97,9 +103,11 @@ def row(path: str, batching: bool, n: int, r: dict, base: float | None) -> tuple
     lat = np.array(r["lat"]) * 1000 if r["lat"] else np.array([float("nan")])
     rate = r["faces"] / r["seconds"]
     gain = f"{rate / base:.2f}x" if base else "1.00x"
-    line = (f"| {path} | {'on' if batching else 'off'} | {n} | {r['answered']} | {r['errors']} | "
-            f"{r['sent'] - r['answered']} | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | "
-            f"{rate:.1f} | {gain} |")
+    line = (
+        f"| {path} | {'on' if batching else 'off'} | {n} | {r['answered']} | {r['errors']} | "
+        f"{r['sent'] - r['answered']} | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | "
+        f"{rate:.1f} | {gain} |"
+    )
     return line, rate
 
 
@@ -111,8 +119,10 @@ def main() -> None:
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     bodies = payloads()
-    lines = ["| endpoint | batching | clients | answered | errors | lost | p50 ms | p99 ms | faces/s | vs 1 client |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| endpoint | batching | clients | answered | errors | lost | p50 ms | p99 ms | faces/s | vs 1 client |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for batching in (True, False):
         proc, url = start_server(args.model, batching)
         try:

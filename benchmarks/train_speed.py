@@ -16,10 +16,9 @@ import argparse
 import statistics
 
 import torch
+from _timing import median_seconds
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
-
-from _timing import median_seconds
 
 from resemotenet.config import AugmentConfig, PreprocessSpec
 from resemotenet.data.transforms import augment_batch

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from resemotenet.analysis.audit import audit_splits, near_pairs, phash, popcount
 from resemotenet.cli import main
 from resemotenet.config import DataConfig
-from resemotenet.analysis.audit import audit_splits, near_pairs, phash, popcount
 from resemotenet.data.dataset import Split, build_splits
 from resemotenet.data.readers import get_reader
 
@@ -33,8 +33,9 @@ def _planted(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     zoomed = cv2.resize(imgs[7][1:47, 1:47], (48, 48), interpolation=cv2.INTER_LINEAR)
     imgs[62] = np.clip(zoomed + rng.normal(0, 2, (48, 48)) + 5, 0, 255).astype(np.uint8)  # near, train -> val
     imgs[12] = imgs[11]  # exact, within train
-    lines = ["emotion,pixels,Usage"] + [f"{i % 7},{' '.join(map(str, im.ravel()))},{u}"
-                                         for i, (im, u) in enumerate(zip(imgs, usage))]
+    lines = ["emotion,pixels,Usage"] + [
+        f"{i % 7},{' '.join(map(str, im.ravel()))},{u}" for i, (im, u) in enumerate(zip(imgs, usage))
+    ]
     path = tmp_path / "fer2013.csv"
     path.write_text("\n".join(lines) + "\n")
     return path, {"exact_cross": 3, "near": 7, "within": 11}

@@ -18,14 +18,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_fer2013_csv
 
 from resemotenet.cli import main
 
-from conftest import write_fer2013_csv
-
-TINY_RUN = ["--set", "model.kwargs={width: 0.125}", "--set", "preprocess.size=48", "--set", "preprocess.channels=1",
-            "--set", "preprocess.mean=[0.5]", "--set", "preprocess.std=[0.25]", "--batch-size", "16",
-            "--epochs", "1", "--no-progress"]
+TINY_RUN = [
+    "--set",
+    "model.kwargs={width: 0.125}",
+    "--set",
+    "preprocess.size=48",
+    "--set",
+    "preprocess.channels=1",
+    "--set",
+    "preprocess.mean=[0.5]",
+    "--set",
+    "preprocess.std=[0.25]",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--no-progress",
+]
 
 
 def _judge(capsys, code: int, expect_code: int | tuple[int, ...], needles: tuple[str, ...], root: Path) -> str:
@@ -79,8 +92,11 @@ def _empty_video(d: Path) -> Path:
     return d / "empty.avi"
 
 
-@pytest.mark.parametrize("make", [_zero_byte, _truncated, _renamed_text, _bomb, _broken_video, _empty_video],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "make",
+    [_zero_byte, _truncated, _renamed_text, _bomb, _broken_video, _empty_video],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_predict_bad_media_is_listed_not_skipped(make, tmp_path, tiny_checkpoint, capsys):
     bad = make(tmp_path)
     out = tmp_path / "r.jsonl"
@@ -146,16 +162,26 @@ DATASET_CASES = {
 def test_bad_dataset_files(case, command, tmp_path, tiny_checkpoint, capsys):
     make, needle = DATASET_CASES[case]
     bad = make(tmp_path)
-    argv = {"train": ["train", "--data", f"fer2013:{bad}", "-o", str(tmp_path / "run"), *TINY_RUN],
-            "eval": ["eval", str(tiny_checkpoint), "--data", f"fer2013:{bad}"],
-            "audit": ["audit", "--data", f"fer2013:{bad}", "-o", str(tmp_path / "audit")]}[command]
+    argv = {
+        "train": ["train", "--data", f"fer2013:{bad}", "-o", str(tmp_path / "run"), *TINY_RUN],
+        "eval": ["eval", str(tiny_checkpoint), "--data", f"fer2013:{bad}"],
+        "audit": ["audit", "--data", f"fer2013:{bad}", "-o", str(tmp_path / "audit")],
+    }[command]
     _judge(capsys, main(argv), 2, (bad.name, needle), tmp_path)
     assert not (tmp_path / "run").exists(), "a run folder was half-written"
 
 
 def test_ferplus_option_without_its_file(tmp_path, fer2013_csv, capsys):
-    argv = ["train", "--data", f"fer2013:{fer2013_csv}", "--data-option", f"ferplus={tmp_path}/none.csv",
-            "-o", str(tmp_path / "run"), *TINY_RUN]
+    argv = [
+        "train",
+        "--data",
+        f"fer2013:{fer2013_csv}",
+        "--data-option",
+        f"ferplus={tmp_path}/none.csv",
+        "-o",
+        str(tmp_path / "run"),
+        *TINY_RUN,
+    ]
     _judge(capsys, main(argv), 2, ("none.csv", "not found"), tmp_path)
     assert not (tmp_path / "run").exists()
 
@@ -220,12 +246,24 @@ def test_bad_checkpoints(case, command, tmp_path, tiny_checkpoint, fer2013_csv, 
     bad = make(tmp_path, tiny_checkpoint)
     from resemotenet.inference.sources import demo_image
 
-    argv = {"predict": ["predict", str(demo_image()), "--model", str(bad), "-o", str(tmp_path / "r.jsonl")],
-            "eval": ["eval", str(bad), "--data", f"fer2013:{fer2013_csv}"],
-            "export": ["export", str(bad), "--format", "safetensors", "-o", str(tmp_path / "x.safetensors")],
-            "info": ["info", str(bad)],
-            "train": ["train", "--init-from", str(bad), "--data", f"fer2013:{fer2013_csv}",
-                      "-o", str(tmp_path / "run"), "--no-progress", "--epochs", "1"]}[command]
+    argv = {
+        "predict": ["predict", str(demo_image()), "--model", str(bad), "-o", str(tmp_path / "r.jsonl")],
+        "eval": ["eval", str(bad), "--data", f"fer2013:{fer2013_csv}"],
+        "export": ["export", str(bad), "--format", "safetensors", "-o", str(tmp_path / "x.safetensors")],
+        "info": ["info", str(bad)],
+        "train": [
+            "train",
+            "--init-from",
+            str(bad),
+            "--data",
+            f"fer2013:{fer2013_csv}",
+            "-o",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--epochs",
+            "1",
+        ],
+    }[command]
     _judge(capsys, main(argv), 2, (bad.name, needle), tmp_path)
     assert not (tmp_path / "MARKER").exists(), "a pickled payload ran"
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "r.jsonl").exists()
@@ -257,17 +295,32 @@ def test_bad_devices(device, needle, command, tmp_path, tiny_checkpoint, capsys)
 
     if device.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 GPUs")
-    argv = {"predict": ["predict", str(demo_image()), "--model", str(tiny_checkpoint), "--device", device,
-                        "-o", str(tmp_path / "r.jsonl")],
-            "demo": ["demo", "--device", device, "-o", str(tmp_path / "demo")]}[command]
+    argv = {
+        "predict": [
+            "predict",
+            str(demo_image()),
+            "--model",
+            str(tiny_checkpoint),
+            "--device",
+            device,
+            "-o",
+            str(tmp_path / "r.jsonl"),
+        ],
+        "demo": ["demo", "--device", device, "-o", str(tmp_path / "demo")],
+    }[command]
     _judge(capsys, main(argv), 2, (needle,), tmp_path)
 
 
 def test_duplicate_yaml_key(tmp_path, fer2013_csv, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"epochs: 1\ndata:\n  root: {fer2013_csv}\nepochs: 2\n")
-    _judge(capsys, main(["train", "--config", str(cfg), "-o", str(tmp_path / "run")]), 2,
-           ("c.yaml", "duplicate key 'epochs' (lines 1 and 4)"), tmp_path)
+    _judge(
+        capsys,
+        main(["train", "--config", str(cfg), "-o", str(tmp_path / "run")]),
+        2,
+        ("c.yaml", "duplicate key 'epochs' (lines 1 and 4)"),
+        tmp_path,
+    )
 
 
 def test_config_data_path_is_relative_to_the_config(tmp_path, fer2013_csv, monkeypatch):
@@ -357,8 +410,10 @@ def test_a_real_small_filesystem(tmp_path, tiny_checkpoint, capsys):
     cleanly and leaves the file system empty."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
     try:
         code = main(["export", str(tiny_checkpoint), "--format", "safetensors", "-o", str(mnt / "m.safetensors")])

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from resemotenet.cli import main
 from resemotenet.analysis.calibration import fit_temperature, nll_at, recommend_threshold, risk_coverage
 from resemotenet.analysis.slices import read_attributes, slice_metrics
+from resemotenet.cli import main
 from resemotenet.labels import EMOTIONS7
 from resemotenet.metrics import expected_calibration_error, softmax
 from resemotenet.models import load_checkpoint
@@ -74,8 +74,21 @@ def test_recommended_threshold_reaches_the_target():
 
 def test_calibrate_cli_stores_the_temperature(tiny_checkpoint, fer2013_csv, tmp_path, capsys):
     out = tmp_path / "cal" / "calibrated.safetensors"
-    assert main(["calibrate", str(tiny_checkpoint), "--data", f"fer2013:{fer2013_csv}", "--output", str(out),
-                 "--target-accuracy", "0.3"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(tiny_checkpoint),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--output",
+                str(out),
+                "--target-accuracy",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "fitted on val" in text and "report only" in text
     _, meta, _ = load_checkpoint(out)
@@ -97,8 +110,22 @@ def test_calibrate_refuses_onnx(tmp_path, fer2013_csv, capsys):
 
 
 def test_eval_risk_coverage_is_chosen_on_val(tiny_checkpoint, fer2013_csv, tmp_path, capsys):
-    assert main(["eval", str(tiny_checkpoint), "--data", f"fer2013:{fer2013_csv}", "--output", str(tmp_path),
-                 "--risk-coverage", "--target-accuracy", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_checkpoint),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--output",
+                str(tmp_path),
+                "--risk-coverage",
+                "--target-accuracy",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     rc = json.loads((tmp_path / "risk_coverage.json").read_text())
     assert rc["split"] == "val" and len(rc["test_curve"]["coverage"]) >= 1
     assert rc["recommended"]["min_confidence"] is not None and "test" in rc["recommended"]
@@ -141,8 +168,21 @@ def test_eval_cli_writes_slices(tiny_checkpoint, fer2013_csv, tmp_path, capsys):
     # the fixture's test split is rows 175..209 of the csv
     rows = [f"row{i},camera,{'a' if i % 2 else 'b'}" for i in range(175, 210)] + ["ghost.jpg,camera,a"]
     attrs = _attrs_csv(tmp_path, rows)
-    assert main(["eval", str(tiny_checkpoint), "--data", f"fer2013:{fer2013_csv}", "--output", str(tmp_path / "o"),
-                 "--attributes", str(attrs)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_checkpoint),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--output",
+                str(tmp_path / "o"),
+                "--attributes",
+                str(attrs),
+            ]
+        )
+        == 0
+    )
     s = json.loads((tmp_path / "o" / "slices.json").read_text())
     groups = s["attributes"]["camera"]["groups"]
     assert groups["a"]["n"] + groups["b"]["n"] == 35 and s["unmatched"]["examples"] == ["ghost.jpg"]

@@ -14,11 +14,14 @@ from resemotenet.utils.errors import CheckpointError
 
 # the metadata of the shipped 'fast' weights as written before the model card (release 0.1.0, 2026-11-25)
 OLD_META = {
-    "format": "resemotenet/1", "model": "resemotenet_s",
+    "format": "resemotenet/1",
+    "model": "resemotenet_s",
     "model_kwargs": {"num_classes": 7, "in_chans": 1, "width": 0.125},
     "preprocess": {"size": 48, "channels": 1, "mean": [0.5], "std": [0.25]},
     "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-    "temperature": 0.8767942823837271, "package_version": "0.1.0", "dataset": "fer2013",
+    "temperature": 0.8767942823837271,
+    "package_version": "0.1.0",
+    "dataset": "fer2013",
 }
 
 
@@ -59,11 +62,21 @@ def test_old_onnx_file_loads(tmp_path):
 
     model, _, _ = _old_files(tmp_path)
     path = tmp_path / "old.onnx"
-    torch.onnx.export(model, (torch.rand(1, 1, 48, 48),), str(path), dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}})
+    torch.onnx.export(
+        model,
+        (torch.rand(1, 1, 48, 48),),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}},
+    )
     proto = onnx.load(str(path))
-    for k, v in {"resemotenet": json.dumps(OLD_META), "labels": json.dumps(OLD_META["labels"]),
-                 "preprocess": json.dumps(OLD_META["preprocess"])}.items():
+    for k, v in {
+        "resemotenet": json.dumps(OLD_META),
+        "labels": json.dumps(OLD_META["labels"]),
+        "preprocess": json.dumps(OLD_META["preprocess"]),
+    }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(path))
@@ -81,8 +94,10 @@ def test_card_round_trips_and_is_frozen():
     from dataclasses import FrozenInstanceError
 
     card = ModelCard.from_meta(OLD_META).with_(
-        threshold=0.8, metrics=(Metric("accuracy", 0.7, "val", "fer2013", "2026-12-02", "resemotenet eval"),),
-        framing=Framing(margin=0.1, detector_margins={"haar": 0.0}))
+        threshold=0.8,
+        metrics=(Metric("accuracy", 0.7, "val", "fer2013", "2026-12-02", "resemotenet eval"),),
+        framing=Framing(margin=0.1, detector_margins={"haar": 0.0}),
+    )
     again = ModelCard.from_json(card.to_json())
     assert again == card
     assert again.framing.margin_for("haar") == 0.0 and again.framing.margin_for("yunet") == 0.1
@@ -93,9 +108,8 @@ def test_card_round_trips_and_is_frozen():
 
 def test_transforms_is_the_one_preprocessing():
     """Crops of any size and channel count become the model's batch, as training's data was made."""
-    from resemotenet.data.dataset import materialize
+    from resemotenet.data.dataset import Split, materialize
     from resemotenet.data.transforms import preprocess_batch
-    from resemotenet.data.dataset import Split
 
     card = ModelCard.from_meta(OLD_META)
     rng = np.random.default_rng(0)

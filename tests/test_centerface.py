@@ -53,8 +53,12 @@ def test_decode_gives_the_known_boxes_and_landmarks():
 
 
 def test_decode_suppresses_overlapping_cells_and_keeps_separate_faces():
-    faces = [(10, 10, 0.95, 40, 40, 0, 0), (10, 11, 0.8, 40, 40, 0, 0), (11, 10, 0.7, 40, 40, 0, 0),
-             (10, 30, 0.75, 40, 40, 0, 0)]
+    faces = [
+        (10, 10, 0.95, 40, 40, 0, 0),
+        (10, 11, 0.8, 40, 40, 0, 0),
+        (11, 10, 0.7, 40, 40, 0, 0),
+        (10, 30, 0.75, 40, 40, 0, 0),
+    ]
     boxes, scores, _ = decode(*outputs(20, 40, faces), min_score=0.5, nms_threshold=0.3)
     assert np.allclose(scores, [0.95, 0.75])
     assert np.allclose(boxes[:, 0], [22, 102])
@@ -69,10 +73,16 @@ def paste_faces(photo: np.ndarray, size: tuple[int, int], places: list[tuple[int
     frame = np.full((size[1], size[0], 3), 90, np.uint8)
     truth = []
     for x, y, side in places:
-        frame[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        frame[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
         k = side / face.shape[1]
-        truth.append(((PHOTO_FACE[0] - x0) * k + x, (PHOTO_FACE[1] - y0) * k + y,
-                      (PHOTO_FACE[2] - x0) * k + x, (PHOTO_FACE[3] - y0) * k + y))
+        truth.append(
+            (
+                (PHOTO_FACE[0] - x0) * k + x,
+                (PHOTO_FACE[1] - y0) * k + y,
+                (PHOTO_FACE[2] - x0) * k + x,
+                (PHOTO_FACE[3] - y0) * k + y,
+            )
+        )
     return frame, truth
 
 
@@ -132,8 +142,11 @@ def test_grey_rgba_and_16_bit_frames_are_read_like_rgb(photo, det):
     assert det(photo.astype(np.uint16) * 257) == rgb
     assert [d.box for d in det(gray)] == [d.box for d in det(gray[..., None])]
     assert iou(det(gray)[0].box, rgb[0].box) > 0.8
-    for bad, match in ((photo.astype(np.float32), "uint8 or uint16"), (photo[..., :2], "shaped"),
-                       (np.zeros((0, 5, 3), np.uint8), "shaped")):
+    for bad, match in (
+        (photo.astype(np.float32), "uint8 or uint16"),
+        (photo[..., :2], "shaped"),
+        (np.zeros((0, 5, 3), np.uint8), "shaped"),
+    ):
         with pytest.raises(DataError, match=match):
             det(bad)
 
@@ -219,12 +232,18 @@ def test_predictor_aligns_only_when_landmarks_exist_and_align_is_on(tiny_checkpo
 
     img, eyes = dots(25.0)
     box = (60, 60, 140, 140)
-    with_points = lambda rgb: [Detection(box, 0.9, eyes)]
+
+    def with_points(rgb):
+        return [Detection(box, 0.9, eyes)]
+
     plain = crop(img, expand_box(box, 0.2, 200, 200))
     aligned = Predictor(tiny_checkpoint, detector=with_points, align=True).detect(img)[0][1]
     assert not np.array_equal(aligned, plain) and aligned.shape == plain.shape
     assert np.array_equal(Predictor(tiny_checkpoint, detector=with_points).detect(img)[0][1], plain)  # off by default
-    no_points = lambda rgb: [Detection(box, 0.9)]
+
+    def no_points(rgb):
+        return [Detection(box, 0.9)]
+
     assert np.array_equal(Predictor(tiny_checkpoint, detector=no_points, align=True).detect(img)[0][1], plain)
 
 

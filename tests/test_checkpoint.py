@@ -72,6 +72,7 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
 
 def test_pickled_code_is_never_executed(tmp_path):
     """weights_only loading refuses arbitrary objects instead of running them."""
+
     class Evil:
         def __reduce__(self):
             return (print, ("owned",))

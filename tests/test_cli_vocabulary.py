@@ -30,8 +30,16 @@ def test_model_means_weights(command):
 
 
 def test_no_command_spells_a_concept_another_way():
-    banned = {"--checkpoint", "--check-data", "--check-size", "--calibration", "--calibration-size", "--bn-data",
-              "--bn-size", "--output-dir"}
+    banned = {
+        "--checkpoint",
+        "--check-data",
+        "--check-size",
+        "--calibration",
+        "--calibration-size",
+        "--bn-data",
+        "--bn-size",
+        "--output-dir",
+    }
     for name, p in _subparsers().items():
         assert not (_flags(p) & banned), (name, _flags(p) & banned)
         if "--output" in _flags(p):

@@ -96,13 +96,38 @@ def test_bad_alpha_or_temperature_is_a_config_error():
         DistillationTask(Linear(256), SPEC, SPEC, temperature=0)
 
 
-def test_cli_distill_writes_a_student_from_a_teacher_with_other_preprocessing(tiny_checkpoint, fer2013_csv,
-                                                                                tmp_path, capsys):
+def test_cli_distill_writes_a_student_from_a_teacher_with_other_preprocessing(
+    tiny_checkpoint, fer2013_csv, tmp_path, capsys
+):
     out = tmp_path / "student"
     # the teacher is 48x48 grayscale; the student keeps the default 64x64 RGB preprocessing
-    assert main(["distill", "--teacher", str(tiny_checkpoint), "--arch", "resemotenet_s",
-                 "--data", f"fer2013:{fer2013_csv}", "--epochs", "1", "--limit", "32", "--batch-size", "16",
-                 "--alpha", "0.7", "--temperature", "3", "--output", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(tiny_checkpoint),
+                "--arch",
+                "resemotenet_s",
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--epochs",
+                "1",
+                "--limit",
+                "32",
+                "--batch-size",
+                "16",
+                "--alpha",
+                "0.7",
+                "--temperature",
+                "3",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "epoch 1/1" in capsys.readouterr().out
     _, meta, extra = load_checkpoint(out / "best.pt")
     assert meta["model"] == "resemotenet_s" and meta["preprocess"]["size"] == 64
@@ -114,9 +139,31 @@ def test_cli_distill_writes_a_student_from_a_teacher_with_other_preprocessing(ti
 def test_cli_distill_refuses_a_teacher_with_other_labels(fer2013_csv, tmp_path, capsys):
     teacher = create_model("resemotenet_s", num_classes=8, in_chans=1, width=0.125)
     spec = PreprocessSpec(size=48, channels=1, mean=(0.5,), std=(0.25,))
-    path = save_model(tmp_path / "t8.pt", teacher,
-                      make_meta("resemotenet_s", {"num_classes": 8, "in_chans": 1, "width": 0.125}, spec, EMOTIONS8))
-    assert main(["distill", "--teacher", str(path), "--data", f"fer2013:{fer2013_csv}", "--epochs", "1",
-                 "--limit", "16", "--batch-size", "8", "--output", str(tmp_path / "s"), "--no-progress"]) == 2
+    path = save_model(
+        tmp_path / "t8.pt",
+        teacher,
+        make_meta("resemotenet_s", {"num_classes": 8, "in_chans": 1, "width": 0.125}, spec, EMOTIONS8),
+    )
+    assert (
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(path),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--epochs",
+                "1",
+                "--limit",
+                "16",
+                "--batch-size",
+                "8",
+                "--output",
+                str(tmp_path / "s"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "t8.pt: teacher labels" in err[0] and "contempt" in err[0]

@@ -21,7 +21,7 @@ def square_image(rng: np.random.Generator, right: bool) -> np.ndarray:
     img = rng.normal(100, 15, (48, 48))
     x = int(rng.integers(26, 34)) if right else int(rng.integers(2, 10))
     y = int(rng.integers(4, 32))
-    img[y:y + 12, x:x + 12] = 230
+    img[y : y + 12, x : x + 12] = 230
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -66,8 +66,8 @@ def test_map_follows_the_square_when_it_is_covered_and_moved(side_model):
         left_x.append(centre_x(heat))
         moved = img.copy()
         ys, xs = np.nonzero(img == 230)
-        moved[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 100  # cover the square ...
-        moved[ys.min():ys.max() + 1, xs.min() + 24:xs.max() + 25] = 230  # ... and show it on the other side
+        moved[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 100  # cover the square ...
+        moved[ys.min() : ys.max() + 1, xs.min() + 24 : xs.max() + 25] = 230  # ... and show it on the other side
         right_x.append(centre_x(explain(side_model, moved)))
     assert np.mean(left_x) < 0.45 and np.mean(right_x) > 0.55
 
@@ -80,14 +80,14 @@ def test_map_for_the_other_class_differs(side_model):
 
 def test_shipped_model_map_changes_most_when_the_mouth_is_covered():
     predictor = Predictor()
-    (_, crop, heat), = explain_faces(predictor, read_image(demo_image()))
+    ((_, crop, heat),) = explain_faces(predictor, read_image(demo_image()))
     assert heat.shape == crop.shape[:2]
     h, w = crop.shape[:2]
     happy = predictor.labels.index("happy")
 
     def covered(y0: float, y1: float) -> tuple[float, float]:
         c = crop.copy()
-        c[int(y0 * h):int(y1 * h), int(0.25 * w):int(0.75 * w)] = 128
+        c[int(y0 * h) : int(y1 * h), int(0.25 * w) : int(0.75 * w)] = 128
         corr = float(np.corrcoef(heat.ravel(), explain(predictor, c, target="happy").ravel())[0, 1])
         return float(predictor.classify([c])[0, happy]), corr
 
@@ -127,8 +127,21 @@ def test_error_paths(side_model, tmp_path):
 
 def test_cli_explain_writes_one_png_per_face(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "maps"
-    assert main(["predict", str(demo_image()), "--model", str(tiny_checkpoint), "-o", str(tmp_path / "r.jsonl"),
-                 "--explain", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(demo_image()),
+                "--model",
+                str(tiny_checkpoint),
+                "-o",
+                str(tmp_path / "r.jsonl"),
+                "--explain",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert [p.name for p in out.iterdir()] == ["astronaut_face1.png"]
     assert read_image(out / "astronaut_face1.png").shape[2] == 3
     assert "1 heat map(s) in" in capsys.readouterr().out

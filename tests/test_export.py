@@ -134,8 +134,18 @@ def test_full_disk_leaves_no_truncated_file(exported_pair, tmp_path, monkeypatch
 def test_cli_export_then_eval_matches_torch(tiny_checkpoint, fer2013_csv, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     out.write_text("keep me")
-    args = ["export", str(tiny_checkpoint), "--format", "onnx", "--output", str(out),
-            "--data", str(fer2013_csv), "--limit", "16"]
+    args = [
+        "export",
+        str(tiny_checkpoint),
+        "--format",
+        "onnx",
+        "--output",
+        str(out),
+        "--data",
+        str(fer2013_csv),
+        "--limit",
+        "16",
+    ]
     assert main(args) == 2
     assert "already exists (use --force" in capsys.readouterr().err and out.read_text() == "keep me"
     assert main(args + ["--force"]) == 0
@@ -215,8 +225,10 @@ def test_quantize_refuses_bad_calibration_and_bad_files(exported, tmp_path, no_r
 
 def test_cli_quantize_with_a_calibration_dataset(exported, fer2013_csv, tmp_path, capsys, no_real_data):
     out = tmp_path / "cli.int8.onnx"
-    assert main(["quantize", str(exported), "--output", str(out), "--data", f"fer2013:{fer2013_csv}",
-                 "--limit", "32"]) == 0
+    assert (
+        main(["quantize", str(exported), "--output", str(out), "--data", f"fer2013:{fer2013_csv}", "--limit", "32"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "calibrated on 32 faces of fer2013 validation split" in printed and "MB ->" in printed
     assert OnnxBackend(out).meta == OnnxBackend(exported).meta
@@ -240,8 +252,7 @@ def real_private_test(tmp_path_factory) -> Path:
     return path
 
 
-def test_default_parity_check_uses_real_private_test_faces(exported_pair, tmp_path, real_private_test,
-                                                           monkeypatch):
+def test_default_parity_check_uses_real_private_test_faces(exported_pair, tmp_path, real_private_test, monkeypatch):
     monkeypatch.setattr(onnx_export, "find_fer2013", lambda: real_private_test)
     report = export_onnx(exported_pair[0], tmp_path / "m.onnx")
     assert report["check_source"] == "1024 FER2013 PrivateTest faces"

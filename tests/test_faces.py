@@ -33,7 +33,9 @@ def test_registry_lists_the_four_detectors():
 
 
 def test_unknown_detector_lists_valid_ones():
-    with pytest.raises(ConfigError, match="unknown face detector 'dlib'; valid detectors: centerface, haar, mediapipe, yunet"):
+    with pytest.raises(
+        ConfigError, match="unknown face detector 'dlib'; valid detectors: centerface, haar, mediapipe, yunet"
+    ):
         create_detector("dlib")
 
 

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import face_like
 
 from resemotenet.cli import main
 from resemotenet.models.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
-from conftest import face_like
 
 FOLDERS = {"angry": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "Surprised": 5, "neutral": 6}
 
@@ -27,10 +27,31 @@ def site_faces(tmp_path):
 
 
 def _finetune(init: str, data, out, capsys) -> int:
-    return main(["train", "--init-from", init, "--data", f"folder:{data}", "--freeze-stem", "--epochs", "1",
-                 "--batch-size", "8", "--output", str(out), "--no-progress",
-                 "--set", "preprocess.size=48", "--set", "preprocess.channels=1",
-                 "--set", "preprocess.mean=[0.5]", "--set", "preprocess.std=[0.25]"])
+    return main(
+        [
+            "train",
+            "--init-from",
+            init,
+            "--data",
+            f"folder:{data}",
+            "--freeze-stem",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--set",
+            "preprocess.size=48",
+            "--set",
+            "preprocess.channels=1",
+            "--set",
+            "preprocess.mean=[0.5]",
+            "--set",
+            "preprocess.std=[0.25]",
+        ]
+    )
 
 
 def test_finetune_from_checkpoint_keeps_the_frozen_stem(tiny_checkpoint, site_faces, tmp_path, capsys):
@@ -53,28 +74,73 @@ def test_finetune_from_the_shipped_model(site_faces, tmp_path, capsys):
     assert torch.allclose(shipped["conv2.weight"].float(), after["conv2.weight"])
 
 
-def test_init_from_alone_keeps_the_checkpoints_architecture_and_preprocessing(tiny_checkpoint, site_faces,
-                                                                               tmp_path, capsys):
+def test_init_from_alone_keeps_the_checkpoints_architecture_and_preprocessing(
+    tiny_checkpoint, site_faces, tmp_path, capsys
+):
     # the README's fine-tuning command as a user types it: no config, no preprocessing flags
     for init in ("default", str(tiny_checkpoint)):
         if init == "default" and not DEFAULT_WEIGHTS.is_file():
             continue
         out = tmp_path / f"run-{len(init)}"
-        code = main(["train", "--init-from", init, "--data", f"folder:{site_faces}", "--epochs", "1",
-                     "--batch-size", "8", "--output", str(out), "--no-progress"])
+        code = main(
+            [
+                "train",
+                "--init-from",
+                init,
+                "--data",
+                f"folder:{site_faces}",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
         assert code == 0
         _, source, _ = load_checkpoint(DEFAULT_WEIGHTS if init == "default" else init)
         _, meta, _ = load_checkpoint(out / "best.pt")
         assert meta["model"] == source["model"] and meta["preprocess"] == source["preprocess"]
     # an explicit setting still wins over the checkpoint's
-    code = main(["train", "--init-from", str(tiny_checkpoint), "--data", f"folder:{site_faces}", "--epochs", "1",
-                 "--batch-size", "8", "--output", str(tmp_path / "r64"), "--no-progress",
-                 "--set", "preprocess.size=64"])
+    code = main(
+        [
+            "train",
+            "--init-from",
+            str(tiny_checkpoint),
+            "--data",
+            f"folder:{site_faces}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--output",
+            str(tmp_path / "r64"),
+            "--no-progress",
+            "--set",
+            "preprocess.size=64",
+        ]
+    )
     assert code == 0 and load_checkpoint(tmp_path / "r64" / "best.pt")[1]["preprocess"]["size"] == 64
 
 
 def test_finetune_from_an_incompatible_checkpoint_is_refused(tiny_checkpoint, site_faces, tmp_path, capsys):
-    code = main(["train", "--init-from", str(tiny_checkpoint), "--arch", "resemotenet_t", "--data",
-                 f"folder:{site_faces}", "--epochs", "1", "--batch-size", "8", "--output", str(tmp_path / "r")])
+    code = main(
+        [
+            "train",
+            "--init-from",
+            str(tiny_checkpoint),
+            "--arch",
+            "resemotenet_t",
+            "--data",
+            f"folder:{site_faces}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--output",
+            str(tmp_path / "r"),
+        ]
+    )
     assert code == 2
     assert "holds 'resemotenet_s'" in capsys.readouterr().err

@@ -8,14 +8,32 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "src" / "resemotenet"
 
 LAYER = {
-    "cli": 4, "serve": 4, "scale": 4,
-    "engine": 3, "inference": 3, "export": 3, "plots": 3, "report": 3, "analysis": 3,
-    "models": 2, "data": 2, "metrics": 2,
-    "labels": 1, "config": 1, "utils": 1, "card": 1, "preprocess": 1, "__init__": 1, "__main__": 4,
+    "cli": 4,
+    "serve": 4,
+    "scale": 4,
+    "engine": 3,
+    "inference": 3,
+    "export": 3,
+    "plots": 3,
+    "report": 3,
+    "analysis": 3,
+    "models": 2,
+    "data": 2,
+    "metrics": 2,
+    "labels": 1,
+    "config": 1,
+    "utils": 1,
+    "card": 1,
+    "preprocess": 1,
+    "__init__": 1,
+    "__main__": 4,
 }
 # same-layer pairs that must not import each other
-SIBLINGS = [{"engine", "inference", "export", "plots", "report"}, {"models", "data"},
-            {"analysis", "inference", "export", "plots"}]
+SIBLINGS = [
+    {"engine", "inference", "export", "plots", "report"},
+    {"models", "data"},
+    {"analysis", "inference", "export", "plots"},
+]
 # analysis scores models through engine.evaluator; the reverse direction is refused
 ONE_WAY = {("engine", "analysis")}
 
@@ -31,7 +49,7 @@ def _imports(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(rel[:-node.level]) if node.level <= len(rel) else []
+                base = list(rel[: -node.level]) if node.level <= len(rel) else []
                 parts = base + (node.module.split(".") if node.module else [])
                 if not node.module:
                     parts = base + [alias.name for alias in node.names][:1]

@@ -8,14 +8,37 @@ import torch
 from resemotenet.models import ResEmoteNet, create_model, list_models, model_defaults
 from resemotenet.utils.errors import ConfigError
 
-OFFICIAL_KEYS = (
-    ["conv1.weight", "conv1.bias", "conv2.weight", "conv3.weight", "bn1.weight", "bn2.running_mean",
-     "bn3.running_var", "se.fc.0.weight", "se.fc.2.weight", "fc1.weight", "fc2.bias", "fc3.weight",
-     "fc4.weight", "fc4.bias"]
-    + [f"res_block{i}.{p}" for i in (1, 2, 3) for p in (
-        "conv1.weight", "conv1.bias", "bn1.weight", "conv2.weight", "conv2.bias", "bn2.weight",
-        "shortcut.0.weight", "shortcut.0.bias", "shortcut.1.weight", "shortcut.1.running_mean")]
-)
+OFFICIAL_KEYS = [
+    "conv1.weight",
+    "conv1.bias",
+    "conv2.weight",
+    "conv3.weight",
+    "bn1.weight",
+    "bn2.running_mean",
+    "bn3.running_var",
+    "se.fc.0.weight",
+    "se.fc.2.weight",
+    "fc1.weight",
+    "fc2.bias",
+    "fc3.weight",
+    "fc4.weight",
+    "fc4.bias",
+] + [
+    f"res_block{i}.{p}"
+    for i in (1, 2, 3)
+    for p in (
+        "conv1.weight",
+        "conv1.bias",
+        "bn1.weight",
+        "conv2.weight",
+        "conv2.bias",
+        "bn2.weight",
+        "shortcut.0.weight",
+        "shortcut.0.bias",
+        "shortcut.1.weight",
+        "shortcut.1.running_mean",
+    )
+]
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -26,11 +49,14 @@ def test_full_model_parameter_count_is_the_papers():
     assert n_params(create_model("resemotenet")) == 80_238_599
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("resemotenet_s", 5_022_215),
-    ("resemotenet_m", 20_069_383),
-    ("resemotenet_t", 1_257_991),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("resemotenet_s", 5_022_215),
+        ("resemotenet_m", 20_069_383),
+        ("resemotenet_t", 1_257_991),
+    ],
+)
 def test_width_variants_parameter_counts(name, expected):
     assert n_params(create_model(name)) == expected
 
@@ -40,8 +66,22 @@ def test_official_key_names_present_and_complete():
     missing = [k for k in OFFICIAL_KEYS if k not in keys]
     assert not missing
     # nothing beyond the official names: every key starts with an official module name
-    prefixes = {"conv1", "conv2", "conv3", "bn1", "bn2", "bn3", "se", "res_block1", "res_block2",
-                "res_block3", "fc1", "fc2", "fc3", "fc4"}
+    prefixes = {
+        "conv1",
+        "conv2",
+        "conv3",
+        "bn1",
+        "bn2",
+        "bn3",
+        "se",
+        "res_block1",
+        "res_block2",
+        "res_block3",
+        "fc1",
+        "fc2",
+        "fc3",
+        "fc4",
+    }
     assert {k.split(".")[0] for k in keys} == prefixes
     assert create_model("resemotenet").se.fc[0].weight.shape == (16, 256)
     assert create_model("resemotenet").se.fc[0].bias is None

@@ -21,9 +21,9 @@ from resemotenet.cli import main
 from resemotenet.data.dataset import read_image
 from resemotenet.inference.predictor import IoUTracker, Predictor
 from resemotenet.inference.results import FaceResult
+from resemotenet.inference.sources import demo_image, open_source
 from resemotenet.inference.summary import RunSummary
 from resemotenet.inference.writers import open_writer
-from resemotenet.inference.sources import demo_image, open_source
 from resemotenet.utils.errors import ConfigError, DataError
 
 FPS = 10.0
@@ -48,7 +48,7 @@ def write_video(path: Path, astronaut: np.ndarray, frames: int = 8, faces: int =
         frame = np.full((260, 240 * faces + 40, 3), 90, np.uint8)
         for k in range(faces):
             x = 10 + 240 * k + 2 * i
-            frame[10:250, x:x + 210] = head
+            frame[10:250, x : x + 210] = head
         writer.write(frame)
     writer.release()
     return path
@@ -56,12 +56,14 @@ def write_video(path: Path, astronaut: np.ndarray, frames: int = 8, faces: int =
 
 def bomb_png(path: Path, side: int) -> Path:
     """A PNG whose header declares side x side pixels (a decompression bomb's calling card)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1000)))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -194,7 +196,7 @@ def test_tracker_keeps_ids_by_overlap_and_starts_new_ones():
 def test_truncated_video_ends_early_with_a_note(predictor, tmp_path, astronaut):
     full = write_video(tmp_path / "full.avi", astronaut, frames=20, faces=1).read_bytes()
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(full[:len(full) // 2])
+    cut.write_bytes(full[: len(full) // 2])
     src = open_source(cut)
     frames = list(predictor.predict_source(src))
     assert 0 < len(frames) < 20
@@ -222,8 +224,11 @@ class FakeCamera:
         return True
 
     def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FRAME_WIDTH: self.frame.shape[1], cv2.CAP_PROP_FRAME_HEIGHT: self.frame.shape[0],
-                cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0)
+        return {
+            cv2.CAP_PROP_FRAME_WIDTH: self.frame.shape[1],
+            cv2.CAP_PROP_FRAME_HEIGHT: self.frame.shape[0],
+            cv2.CAP_PROP_FPS: 30.0,
+        }.get(prop, 0.0)
 
     def read(self):
         if self.left == 0:
@@ -237,11 +242,15 @@ class FakeCamera:
         pass
 
 
-def test_webcam_frames_are_tracked_and_ctrl_c_ends_the_run_cleanly(tmp_path, astronaut, tiny_checkpoint,
-                                                                    monkeypatch, capsys):
+def test_webcam_frames_are_tracked_and_ctrl_c_ends_the_run_cleanly(
+    tmp_path, astronaut, tiny_checkpoint, monkeypatch, capsys
+):
     real = cv2.VideoCapture
-    monkeypatch.setattr(cv2, "VideoCapture", lambda i, *a: FakeCamera(astronaut, 5, interrupt=True)
-                        if isinstance(i, int) else real(i, *a))
+    monkeypatch.setattr(
+        cv2,
+        "VideoCapture",
+        lambda i, *a: FakeCamera(astronaut, 5, interrupt=True) if isinstance(i, int) else real(i, *a),
+    )
     out = tmp_path / "cam.jsonl"
     code = main(["predict", "--webcam", "0", "--model", str(tiny_checkpoint), "-o", str(out), "--stride", "2"])
     assert code == 0
@@ -286,7 +295,7 @@ def make_folder(root: Path, astronaut: np.ndarray) -> Path:
     (folder / "sub").mkdir(parents=True)
     good = demo_image().read_bytes()
     (folder / "good.jpg").write_bytes(good)
-    (folder / "sub" / "cut.jpg").write_bytes(good[:len(good) // 3])
+    (folder / "sub" / "cut.jpg").write_bytes(good[: len(good) // 3])
     (folder / "notes.png").write_text("this is not an image")
     cv2.imwrite(str(folder / "blank.png"), np.full((100, 100, 3), 50, np.uint8))
     (folder / "readme.txt").write_text("ignored: not an image extension")
@@ -311,17 +320,36 @@ def test_cli_folder_keeps_going_and_exits_1(tmp_path, astronaut, tiny_checkpoint
     empty = [r for r in rows if r["status"] == "no_face"]
     assert len(faces) == 1 and faces[0]["source"].endswith("good.jpg")
     assert len(empty) == 1 and empty[0]["source"].endswith("blank.png") and empty[0]["label"] == ""
-    assert sum(float(faces[0][f"p_{n}"]) for n in ("angry", "disgust", "fear", "happy", "sad", "surprise",
-                                                   "neutral")) == pytest.approx(1.0, abs=1e-4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "results.csv", "results.errors.jsonl",
-                                                          "tiny.pt"]  # nothing else
+    assert sum(
+        float(faces[0][f"p_{n}"]) for n in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    ) == pytest.approx(1.0, abs=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "photos",
+        "results.csv",
+        "results.errors.jsonl",
+        "tiny.pt",
+    ]  # nothing else
 
 
 def test_cli_video_jsonl_and_annotated_copies(tmp_path, astronaut, tiny_checkpoint, capsys):
     video = write_video(tmp_path / "clip.avi", astronaut, frames=6, faces=2)
     out, ann = tmp_path / "r.jsonl", tmp_path / "annotated"
-    code = main(["predict", str(video), str(demo_image()), "--model", str(tiny_checkpoint), "-o", str(out),
-                 "--save-annotated", str(ann), "--blur-faces", "--min-confidence", "0.99"])
+    code = main(
+        [
+            "predict",
+            str(video),
+            str(demo_image()),
+            "--model",
+            str(tiny_checkpoint),
+            "-o",
+            str(out),
+            "--save-annotated",
+            str(ann),
+            "--blur-faces",
+            "--min-confidence",
+            "0.99",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -334,8 +362,8 @@ def test_cli_video_jsonl_and_annotated_copies(tmp_path, astronaut, tiny_checkpoi
     assert cv2.VideoCapture(str(ann / "clip.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 6
     blurred = read_image(ann / "astronaut.jpg")
     box = rows[-1]["box"]
-    face_now = blurred[box[1] + 10:box[3] - 10, box[0] + 10:box[2] - 10].astype(float)
-    face_before = astronaut[box[1] + 10:box[3] - 10, box[0] + 10:box[2] - 10].astype(float)
+    face_now = blurred[box[1] + 10 : box[3] - 10, box[0] + 10 : box[2] - 10].astype(float)
+    face_before = astronaut[box[1] + 10 : box[3] - 10, box[0] + 10 : box[2] - 10].astype(float)
     assert np.abs(np.diff(face_now, axis=1)).mean() < 0.5 * np.abs(np.diff(face_before, axis=1)).mean()
 
 

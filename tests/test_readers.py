@@ -48,15 +48,15 @@ def test_registry_lists_every_reader():
 # (Usage, name, votes: neutral happiness surprise sadness anger disgust fear contempt unknown NF)
 FERPLUS_ROWS = [
     ("Training", "fer0000100.png", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0]),  # 0 neutral
-    ("Training", "fer0000007.png", [0, 6, 4, 0, 0, 0, 0, 0, 0, 0]),   # 1 happy
-    ("Training", "fer0000002.png", [0, 5, 5, 0, 0, 0, 0, 0, 0, 0]),   # 2 tie: no majority
-    ("Training", "fer0000003.png", [1, 1, 1, 1, 4, 1, 1, 0, 0, 0]),   # 3 angry once 1-votes go
-    ("Training", "fer0000004.png", [4, 0, 0, 0, 0, 0, 0, 6, 0, 0]),   # 4 contempt (7 cls: neutral)
-    ("Training", "fer0000005.png", [4, 0, 0, 0, 0, 0, 0, 0, 6, 0]),   # 5 unknown
+    ("Training", "fer0000007.png", [0, 6, 4, 0, 0, 0, 0, 0, 0, 0]),  # 1 happy
+    ("Training", "fer0000002.png", [0, 5, 5, 0, 0, 0, 0, 0, 0, 0]),  # 2 tie: no majority
+    ("Training", "fer0000003.png", [1, 1, 1, 1, 4, 1, 1, 0, 0, 0]),  # 3 angry once 1-votes go
+    ("Training", "fer0000004.png", [4, 0, 0, 0, 0, 0, 0, 6, 0, 0]),  # 4 contempt (7 cls: neutral)
+    ("Training", "fer0000005.png", [4, 0, 0, 0, 0, 0, 0, 0, 6, 0]),  # 5 unknown
     ("Training", "fer0000006.png", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # 6 not a face
-    ("Training", "", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0]),                # 7 empty name
-    ("Training", "fer0000008.png", [2, 0, 2, 0, 0, 3, 3, 0, 0, 0]),   # 8 no majority
-    ("Training", "fer0000009.png", [0, 0, 3, 0, 0, 0, 7, 0, 0, 0]),   # 9 fear
+    ("Training", "", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0]),  # 7 empty name
+    ("Training", "fer0000008.png", [2, 0, 2, 0, 0, 3, 3, 0, 0, 0]),  # 8 no majority
+    ("Training", "fer0000009.png", [0, 0, 3, 0, 0, 0, 7, 0, 0, 0]),  # 9 fear
     ("PublicTest", "fer0000010.png", [0, 0, 9, 0, 0, 0, 0, 0, 1, 0]),  # 10 surprise
     ("PublicTest", "fer0000011.png", [0, 0, 0, 0, 8, 2, 0, 0, 0, 0]),  # 11 angry
     ("PublicTest", "fer0000012.png", [0, 10, 0, 0, 0, 0, 0, 0, 0, 0]),  # 12 happy
@@ -89,8 +89,11 @@ def test_ferplus_majority_8_classes_joins_by_row_order(ferplus_root):
     splits = ferplus.read(ferplus_root)  # finds ../fer2013/fer2013.csv on its own
     pixels = fer2013.read(ferplus_root.parent / "fer2013")
     names = {k: [EMOTIONS8[i] for i in v.labels] for k, v in splits.items()}
-    assert names == {"train": ["neutral", "happy", "angry", "contempt", "fear"],
-                     "val": ["surprise", "angry", "happy"], "test": ["neutral", "disgust", "contempt"]}
+    assert names == {
+        "train": ["neutral", "happy", "angry", "contempt", "fear"],
+        "val": ["surprise", "angry", "happy"],
+        "test": ["neutral", "disgust", "contempt"],
+    }
     assert splits["train"].ids == ["row0", "row1", "row3", "row4", "row9"]
     assert splits["train"].label_names == EMOTIONS8 and splits["train"].soft is None
     # row 1 is named fer0000007.png: its pixels are still FER2013's row 1, not row 7
@@ -142,8 +145,9 @@ def write_microsoft(folder: Path, rows: list[tuple[str, str, list[int]]], patter
     for usage, split in (("Training", "FER2013Train"), ("PublicTest", "FER2013Valid"), ("PrivateTest", "FER2013Test")):
         path = folder / pattern.format(s=split)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f'{n},"(0, 0, 48, 48)",' + ",".join(map(str, v)) + "\n"
-                                for u, n, v in rows if u == usage and n))
+        path.write_text(
+            "".join(f'{n},"(0, 0, 48, 48)",' + ",".join(map(str, v)) + "\n" for u, n, v in rows if u == usage and n)
+        )
 
 
 def test_ferplus_microsoft_votes_match_names_to_rows(ferplus_root):
@@ -207,8 +211,15 @@ def test_real_ferplus_joined_to_real_fer2013(real_ferplus, real_fer2013):
 
 # --- RAF-DB ----------------------------------------------------------------------------------
 
-RAF_LINES = ["train_00001.jpg 5", "train_00002.jpg 1", "train_00003.jpg 4", "train_00004.jpg 7",
-             "test_0001.jpg 6", "test_0002.jpg 2", "test_0003.jpg 3"]
+RAF_LINES = [
+    "train_00001.jpg 5",
+    "train_00002.jpg 1",
+    "train_00003.jpg 4",
+    "train_00004.jpg 7",
+    "test_0001.jpg 6",
+    "test_0002.jpg 2",
+    "test_0003.jpg 3",
+]
 
 
 @pytest.fixture
@@ -267,11 +278,16 @@ def test_real_rafdb_label_list(real_rafdb):
 
 # --- AffectNet -------------------------------------------------------------------------------
 
-AFFECT_HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,"
-                 "valence,arousal")
+AFFECT_HEADER = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
 # (file, x, y, w, h, expression)
-AFFECT_TRAIN = [("689/a.jpg", 10, 20, 30, 40, 1), ("689/b.jpg", 0, 0, 50, 50, 7), ("690/c.jpg", 5, 5, 20, 20, 6),
-                ("690/d.jpg", 0, 0, 10, 10, 8), ("690/e.jpg", 0, 0, 10, 10, 10), ("691/f.png", 12, 8, 24, 24, 0)]
+AFFECT_TRAIN = [
+    ("689/a.jpg", 10, 20, 30, 40, 1),
+    ("689/b.jpg", 0, 0, 50, 50, 7),
+    ("690/c.jpg", 5, 5, 20, 20, 6),
+    ("690/d.jpg", 0, 0, 10, 10, 8),
+    ("690/e.jpg", 0, 0, 10, 10, 10),
+    ("691/f.png", 12, 8, 24, 24, 0),
+]
 AFFECT_VAL = [("700/g.jpg", 4, 6, 16, 16, 3), ("700/h.jpg", 0, 0, 8, 8, 9), ("700/i.jpg", 2, 2, 30, 30, 5)]
 
 
@@ -322,8 +338,10 @@ def test_affectnet_list_errors(affectnet_root):
 
 
 def test_affectnet_cropped_face_layout(tmp_path):
-    for split, ids, exps in (("train_set", ["0", "2", "10", "11"], [np.array("3"), np.array(7), np.array("1"), 9]),
-                             ("val_set", ["5"], [np.array(4)])):
+    for split, ids, exps in (
+        ("train_set", ["0", "2", "10", "11"], [np.array("3"), np.array(7), np.array("1"), 9]),
+        ("val_set", ["5"], [np.array(4)]),
+    ):
         for i, e in zip(ids, exps):
             imwrite(tmp_path / split / "images" / f"{i}.jpg", photo(224, 224))
             (tmp_path / split / "annotations").mkdir(exist_ok=True)
@@ -341,8 +359,12 @@ def test_affectnet_cropped_face_layout(tmp_path):
 # --- ExpW ------------------------------------------------------------------------------------
 
 # image_name face_id top left right bottom confidence label
-EXPW_LINES = ["afraid_african_214.jpg 0 10 20 50 40 62.5 2", "afraid_african_214.jpg 1 40 5 25 70 30.1 6",
-              "angry_asian_1.jpg 0 0 0 30 30 80.0 0", "happy_man_9.jpg 0 12 14 44 46 55.0 3"]
+EXPW_LINES = [
+    "afraid_african_214.jpg 0 10 20 50 40 62.5 2",
+    "afraid_african_214.jpg 1 40 5 25 70 30.1 6",
+    "angry_asian_1.jpg 0 0 0 30 30 80.0 0",
+    "happy_man_9.jpg 0 12 14 44 46 55.0 3",
+]
 
 
 @pytest.fixture
@@ -361,8 +383,12 @@ def test_expw_faces_and_boxes(expw_root):
     splits = expw.read(expw_root)
     assert list(splits) == ["all"]
     faces = splits["all"]
-    assert faces.ids == ["afraid_african_214.jpg#0", "afraid_african_214.jpg#1", "angry_asian_1.jpg#0",
-                         "happy_man_9.jpg#0"]
+    assert faces.ids == [
+        "afraid_african_214.jpg#0",
+        "afraid_african_214.jpg#1",
+        "angry_asian_1.jpg#0",
+        "happy_man_9.jpg#0",
+    ]
     assert [EMOTIONS7[i] for i in faces.labels] == ["fear", "neutral", "angry", "happy"]
     assert faces.boxes.tolist() == [[20, 10, 50, 40], [5, 40, 25, 70], [0, 0, 30, 30], [14, 12, 44, 46]]
     crops = materialize(faces, 24)
@@ -390,8 +416,10 @@ def test_expw_errors_and_truncated_image(expw_root):
 
 # --- a plain folder of class folders ----------------------------------------------------------
 
-def make_class_folders(root: Path, names=("Happy", "anger", "sad", "surprised", "fearful", "disgust", "neutral"),
-                       per_class: int = 5) -> None:
+
+def make_class_folders(
+    root: Path, names=("Happy", "anger", "sad", "surprised", "fearful", "disgust", "neutral"), per_class: int = 5
+) -> None:
     for n in names:
         for i in range(per_class):
             imwrite(root / n / f"{i}.png", photo(30, 30))

@@ -14,8 +14,10 @@ import pytest
 from resemotenet.cli import main
 from resemotenet.report import build_report, risk_coverage_png, robustness_png
 
-RESULTS = "epoch,lr,train_loss,train_acc,epoch_time_s,val_loss,val_acc,val_macro_f1,best_val_acc\n" \
-          "0,0.05,1.8,0.25,70.0,1.6,0.36,0.22,0.36\n1,0.04,1.5,0.41,70.0,1.4,0.47,0.40,0.47\n"
+RESULTS = (
+    "epoch,lr,train_loss,train_acc,epoch_time_s,val_loss,val_acc,val_macro_f1,best_val_acc\n"
+    "0,0.05,1.8,0.25,70.0,1.6,0.36,0.22,0.36\n1,0.04,1.5,0.41,70.0,1.4,0.47,0.40,0.47\n"
+)
 
 
 def _images(page: str) -> list[bytes]:
@@ -29,14 +31,41 @@ def test_full_report_from_eval_outputs(tiny_checkpoint, fer2013_csv, tmp_path, c
     (run / "config.yaml").write_text("model: {name: resemotenet_s}\ndata: {name: fer2013}\nepochs: 2\n")
     attrs = tmp_path / "attrs.csv"
     attrs.write_text("image,attribute,value\n" + "".join(f"row{i},glasses,{i % 2}\n" for i in range(175, 210)))
-    assert main(["eval", str(tiny_checkpoint), "--data", f"fer2013:{fer2013_csv}", "--output", str(run),
-                 "--corruptions", "blur", "--severities", "1", "--attributes", str(attrs), "--risk-coverage",
-                 "--target-accuracy", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_checkpoint),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--output",
+                str(run),
+                "--corruptions",
+                "blur",
+                "--severities",
+                "1",
+                "--attributes",
+                str(attrs),
+                "--risk-coverage",
+                "--target-accuracy",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert main(["audit", "--data", f"fer2013:{fer2013_csv}", "--output", str(run), "--examples", "2"]) == 0
     assert main(["report", str(run), "--output", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
-    for title in ("Training curves", "Metrics", "Confusion matrix", "Reliability", "Risk-coverage",
-                  "Robustness under corruptions", "Fairness slices", "Data audit"):
+    for title in (
+        "Training curves",
+        "Metrics",
+        "Confusion matrix",
+        "Reliability",
+        "Risk-coverage",
+        "Robustness under corruptions",
+        "Fairness slices",
+        "Data audit",
+    ):
         assert f"<h2>{title}" in page, title
     pngs = sorted(p.name for p in run.glob("*.png"))
     assert {"confusion.png", "reliability.png", "robustness.png", "risk_coverage.png", "audit_near.png"} <= set(pngs)
@@ -53,9 +82,16 @@ def test_sections_follow_the_files(tmp_path):
     page = build_report(tmp_path).read_text()
     assert "<h2>Training curves" in page and "<h2>Robustness" not in page and "<h2>Metrics" not in page
     assert _images(page) == []
-    m = {"n": 4, "accuracy": 0.5, "labels": ["a", "b"], "confusion": [[2, 0], [2, 0]],
-         "per_class": {"a": {"precision": 0.5, "recall": 1.0, "f1": 0.67, "support": 2},
-                       "b": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}}}
+    m = {
+        "n": 4,
+        "accuracy": 0.5,
+        "labels": ["a", "b"],
+        "confusion": [[2, 0], [2, 0]],
+        "per_class": {
+            "a": {"precision": 0.5, "recall": 1.0, "f1": 0.67, "support": 2},
+            "b": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
+        },
+    }
     (tmp_path / "test_metrics.json").write_text(json.dumps(m))
     page = build_report(tmp_path).read_text()
     assert "<h2>Metrics" in page and "<h2>Confusion matrix" in page and "true \\ predicted" in page
@@ -75,10 +111,17 @@ def test_missing_inputs_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_figures_render(tmp_path):
     pytest.importorskip("matplotlib")
-    rob = {"split": "test", "severities": [1, 2, 3], "clean": {"accuracy": 0.7},
-           "corruptions": {"blur": {str(s): {"accuracy": 0.7 - 0.1 * s} for s in (1, 2, 3)}}}
-    rc = {"split": "val", "curve": {"coverage": [0.1, 0.5, 1.0], "accuracy": [0.99, 0.9, 0.7]},
-          "recommended": {"target_accuracy": 0.9, "min_confidence": 0.6, "coverage": 0.5, "accuracy": 0.9}}
+    rob = {
+        "split": "test",
+        "severities": [1, 2, 3],
+        "clean": {"accuracy": 0.7},
+        "corruptions": {"blur": {str(s): {"accuracy": 0.7 - 0.1 * s} for s in (1, 2, 3)}},
+    }
+    rc = {
+        "split": "val",
+        "curve": {"coverage": [0.1, 0.5, 1.0], "accuracy": [0.99, 0.9, 0.7]},
+        "recommended": {"target_accuracy": 0.9, "min_confidence": 0.6, "coverage": 0.5, "accuracy": 0.9},
+    }
     for draw, data, name in ((robustness_png, rob, "rob.png"), (risk_coverage_png, rc, "rc.png")):
         img = cv2.imread(str(draw(data, tmp_path / name)))
         assert img is not None and img.shape[0] > 200 and np.ptp(img) > 0
@@ -93,8 +136,20 @@ def test_ablation_ledger_skips_finished_runs(fer2013_csv, tmp_path, capsys, monk
     spec = importlib.util.spec_from_file_location("ablation", path)
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
-    argv = ["--data", f"fer2013:{fer2013_csv}", "--epochs", "1", "--limit", "100", "--seeds", "0",
-            "--variants", "resemotenet_s_plain", "--output", str(tmp_path / "abl")]
+    argv = [
+        "--data",
+        f"fer2013:{fer2013_csv}",
+        "--epochs",
+        "1",
+        "--limit",
+        "100",
+        "--seeds",
+        "0",
+        "--variants",
+        "resemotenet_s_plain",
+        "--output",
+        str(tmp_path / "abl"),
+    ]
     assert ablation.main(argv) == 0
     ledger = [json.loads(line) for line in (tmp_path / "abl" / "ledger.jsonl").read_text().splitlines()]
     assert len(ledger) == 1 and ledger[0]["variant"] == "resemotenet_s_plain" and 0 <= ledger[0]["test_acc"] <= 1

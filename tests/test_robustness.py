@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import face_like
 
+from resemotenet.analysis.robustness import CORRUPTIONS, corrupt, evaluate_corruptions, parse_corruptions
 from resemotenet.cli import main
 from resemotenet.config import PreprocessSpec
 from resemotenet.data.dataset import Split
 from resemotenet.engine.evaluator import evaluate
-from resemotenet.analysis.robustness import CORRUPTIONS, corrupt, evaluate_corruptions, parse_corruptions
 from resemotenet.labels import EMOTIONS7
 from resemotenet.utils.errors import ConfigError
 
@@ -88,8 +88,18 @@ def test_evaluate_corruptions_table(tiny_checkpoint):
 
 def test_eval_cli_writes_robustness_files(tiny_checkpoint, fer2013_csv, tmp_path, capsys):
     out = tmp_path / "ev"
-    args = ["eval", str(tiny_checkpoint), "--data", f"fer2013:{fer2013_csv}", "--output", str(out),
-            "--corruptions", "gaussian_noise,occlusion", "--severities", "1,2"]
+    args = [
+        "eval",
+        str(tiny_checkpoint),
+        "--data",
+        f"fer2013:{fer2013_csv}",
+        "--output",
+        str(out),
+        "--corruptions",
+        "gaussian_noise,occlusion",
+        "--severities",
+        "1,2",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "gaussian_noise" in text and "mean corrupted accuracy" in text

@@ -51,8 +51,10 @@ def face_crop() -> bytes:
 
 def huge_png(side: int = 20000) -> bytes:
     """A valid PNG header declaring side x side pixels, with a tiny body: a decompression bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
@@ -114,9 +116,17 @@ def dirs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(dirs):
     # min_confidence 0.99: the photo's face (p ~ 0.93) is 'uncertain', so it feeds the review queue
-    settings = ServeSettings(port=0, min_confidence=0.99, review=str(dirs["review"]), review_max=3,
-                             media_dir=str(dirs["media"]), max_upload_mb=2, max_wait_ms=50,
-                             stream_timeout_s=1.5, stream_give_up_s=30)
+    settings = ServeSettings(
+        port=0,
+        min_confidence=0.99,
+        review=str(dirs["review"]),
+        review_max=3,
+        media_dir=str(dirs["media"]),
+        max_upload_mb=2,
+        max_wait_ms=50,
+        stream_timeout_s=1.5,
+        stream_give_up_s=30,
+    )
     with ServerThread(settings) as s:
         yield s
 
@@ -369,7 +379,9 @@ def write_y4m(path, frames: int = 8) -> None:
     img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (480, 480))
     img = cv2.copyMakeBorder(img, 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(40, 40, 40))
     yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()
-    path.write_bytes(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n" + b"".join(b"FRAME\n" + yuv for _ in range(frames)))
+    path.write_bytes(
+        b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n" + b"".join(b"FRAME\n" + yuv for _ in range(frames))
+    )
 
 
 def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path):
@@ -382,9 +394,16 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     opts = webdriver.ChromeOptions()
     opts.binary_location = chrome
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={tmp_path / 'cam.y4m'}", "--window-size=1200,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={tmp_path / 'cam.y4m'}",
+        "--window-size=1200,1400",
+    ):
         opts.add_argument(flag)
     settings = ServeSettings(port=0, min_confidence=0.99, review=str(tmp_path / "review"))
     with ServerThread(settings) as s:
@@ -396,9 +415,12 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
             wait.until(lambda d: d.execute_script("return (state.lastFaces || []).length") > 0)
             b.save_screenshot(str(shots / "serve_live.png"))
             x0, y0, _, y1 = b.execute_script("return state.lastFaces[0].box")
-            edge = np.array(b.execute_script(
-                "const g = document.getElementById('overlay').getContext('2d');"
-                f"return Array.from(g.getImageData({x0}, {y0}, 1, {y1 - y0}).data);")).reshape(-1, 4)
+            edge = np.array(
+                b.execute_script(
+                    "const g = document.getElementById('overlay').getContext('2d');"
+                    f"return Array.from(g.getImageData({x0}, {y0}, 1, {y1 - y0}).data);"
+                )
+            ).reshape(-1, 4)
             white = (edge[:, 3] > 200) & (edge[:, :3].min(1) > 200)
             assert 0.3 < white.mean() < 0.9, white.mean()  # the left edge drawn dashed white: uncertain
             assert "uncertain?" in b.execute_script("return faceText(state.lastFaces[0])")

@@ -20,9 +20,18 @@ from resemotenet.engine.trainer import Trainer, lr_at, train
 from resemotenet.models.checkpoint import load_checkpoint
 from resemotenet.utils.errors import ConfigError
 
-TINY = ["model.kwargs={width: 0.125}", "preprocess.size=48", "preprocess.channels=1",
-        "preprocess.mean=[0.5]", "preprocess.std=[0.25]", "batch_size=16", "progress=false",
-        "augment.shift=0.1", "augment.rotate=5", "augment.erasing=0.25"]
+TINY = [
+    "model.kwargs={width: 0.125}",
+    "preprocess.size=48",
+    "preprocess.channels=1",
+    "preprocess.mean=[0.5]",
+    "preprocess.std=[0.25]",
+    "batch_size=16",
+    "progress=false",
+    "augment.shift=0.1",
+    "augment.rotate=5",
+    "augment.erasing=0.25",
+]
 
 
 def tiny_cfg(csv_path: Path, out: Path, *extra: str):
@@ -86,8 +95,9 @@ def test_learning_rate_schedule_warmup_and_cosine():
     assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")), ids=lambda p: p.name
+)
 def test_every_shipped_config_loads(path):
     cfg = load_config(str(path), [])
     assert cfg.epochs > 0 and cfg.model.num_classes == 7 and cfg.output.startswith("runs/")
@@ -116,8 +126,23 @@ def test_cli_train_then_eval(fer2013_csv, tmp_path, capsys):
     args = ["train", "--data", f"fer2013:{fer2013_csv}", "--epochs", "1", "--output", str(run), "--no-progress"]
     args += [x for t in TINY for x in ("--set", t)]
     assert main(args) == 0
-    assert main(["eval", str(run / "best.pt"), "--data", f"fer2013:{fer2013_csv}", "--split", "test",
-                 "--tta", "tencrop", "--output", str(tmp_path / "ev")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "best.pt"),
+                "--data",
+                f"fer2013:{fer2013_csv}",
+                "--split",
+                "test",
+                "--tta",
+                "tencrop",
+                "--output",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "fer2013 test: n=35 accuracy" in out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -134,9 +159,25 @@ def _free_port() -> int:
 def test_two_process_training_sees_each_sample_once(fer2013_csv, tmp_path):
     """torchrun-style launch with 2 CPU processes (gloo): rank 0 alone writes the run."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), "-m", "resemotenet", "train", "--data", f"fer2013:{fer2013_csv}",
-           "--epochs", "1", "--output", str(out), "--no-progress"] + [x for t in TINY for x in ("--set", t)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "resemotenet",
+        "train",
+        "--data",
+        f"fer2013:{fer2013_csv}",
+        "--epochs",
+        "1",
+        "--output",
+        str(out),
+        "--no-progress",
+    ] + [x for t in TINY for x in ("--set", t)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -21,21 +21,23 @@ FRAMING = Framing(margin=0.2, detector_margins={"haar": 0.0, "centerface": 0.1})
 CARDS = {
     "default": dict(
         recipe="configs/fer2013_s.yaml, then configs/fer2013_s96.yaml, then configs/fer2013_s96_stage3.yaml "
-               "(RECIPES.md); temperature fitted on PublicTest",
+        "(RECIPES.md); temperature fitted on PublicTest",
         threshold=0.799,  # --min-confidence for 90 % accuracy on PublicTest
         metrics=(
             Metric("accuracy", 0.6890, "test (PrivateTest)", FER, "2026-11-25", EVAL.format(m="default", s="test")),
             Metric("macro_f1", 0.6683, "test (PrivateTest)", FER, "2026-11-25", EVAL.format(m="default", s="test")),
-            Metric("accuracy", 0.6729, "val (PublicTest, selection)", FER, "2026-11-25",
-                   EVAL.format(m="default", s="val")),
+            Metric(
+                "accuracy", 0.6729, "val (PublicTest, selection)", FER, "2026-11-25", EVAL.format(m="default", s="val")
+            ),
         ),
     ),
     "fast": dict(
         recipe="configs/fer2013_s.yaml (RECIPES.md); temperature fitted on PublicTest",
         metrics=(
             Metric("accuracy", 0.6278, "test (PrivateTest)", FER, "2026-11-25", EVAL.format(m="fast", s="test")),
-            Metric("accuracy", 0.6121, "val (PublicTest, selection)", FER, "2026-11-25",
-                   EVAL.format(m="fast", s="val")),
+            Metric(
+                "accuracy", 0.6121, "val (PublicTest, selection)", FER, "2026-11-25", EVAL.format(m="fast", s="val")
+            ),
         ),
     ),
 }
@@ -50,8 +52,12 @@ def main() -> None:
         _, meta, _ = load_checkpoint(path)
         card = ModelCard.from_meta(meta, str(path))
         model = create_model(card.arch, **dict(card.arch_kwargs))
-        card = card.with_(framing=FRAMING, training_data="FER2013 Training (28,709 faces), selected on PublicTest",
-                          parameters=sum(p.numel() for p in model.parameters()), **fields)
+        card = card.with_(
+            framing=FRAMING,
+            training_data="FER2013 Training (28,709 faces), selected on PublicTest",
+            parameters=sum(p.numel() for p in model.parameters()),
+            **fields,
+        )
         write_card(path, card)
         print(f"{path}:\n{card.describe()}\n")
 

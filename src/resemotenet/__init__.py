@@ -19,13 +19,13 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time names load on 
     from .card import Framing, Metric, ModelCard
     from .config import PreprocessSpec, TrainConfig, load_config
     from .data import load as load_data
+    from .data.readers import get_reader
     from .engine.evaluator import evaluate
     from .engine.trainer import train
     from .export.onnx import export_onnx
     from .export.quantize import quantize_onnx
     from .inference.backends import open_backend, open_card
     from .inference.predictor import Predictor
-    from .data.readers import get_reader
     from .labels import EMOTIONS7, EMOTIONS8
     from .models import create_model, list_models, load_model, save_model
 
@@ -54,9 +54,28 @@ _API = {
 }
 
 __all__ = [
-    "EMOTIONS7", "EMOTIONS8", "Framing", "Metric", "ModelCard", "Predictor", "PreprocessSpec", "TrainConfig",
-    "__version__", "create_model", "evaluate", "export_onnx", "get_reader", "list_models", "load_config",
-    "load_data", "load_model", "open_backend", "open_card", "quantize_onnx", "save_model", "train",
+    "EMOTIONS7",
+    "EMOTIONS8",
+    "Framing",
+    "Metric",
+    "ModelCard",
+    "Predictor",
+    "PreprocessSpec",
+    "TrainConfig",
+    "__version__",
+    "create_model",
+    "evaluate",
+    "export_onnx",
+    "get_reader",
+    "list_models",
+    "load_config",
+    "load_data",
+    "load_model",
+    "open_backend",
+    "open_card",
+    "quantize_onnx",
+    "save_model",
+    "train",
 ]
 
 

@@ -88,13 +88,22 @@ class ModelCard:
     def to_meta(self) -> dict[str, Any]:
         """The metadata dict stored in files (keys of the pre-card format kept as they were)."""
         meta = {
-            **dict(self.extra), "format": FORMAT, "model": self.arch, "model_kwargs": dict(self.arch_kwargs),
-            "preprocess": self.preprocess.to_dict(), "labels": list(self.labels),
-            "temperature": float(self.temperature), "framing": self.framing.to_dict(),
+            **dict(self.extra),
+            "format": FORMAT,
+            "model": self.arch,
+            "model_kwargs": dict(self.arch_kwargs),
+            "preprocess": self.preprocess.to_dict(),
+            "labels": list(self.labels),
+            "temperature": float(self.temperature),
+            "framing": self.framing.to_dict(),
             "package_version": self.package_version,
         }
-        optional = {"threshold": self.threshold, "training_data": self.training_data, "recipe": self.recipe,
-                    "parameters": self.parameters}
+        optional = {
+            "threshold": self.threshold,
+            "training_data": self.training_data,
+            "recipe": self.recipe,
+            "parameters": self.parameters,
+        }
         meta.update({k: v for k, v in optional.items() if v not in (None, "")})
         if self.metrics:
             meta["metrics"] = [m.to_dict() for m in self.metrics]
@@ -108,24 +117,43 @@ class ModelCard:
         """A card from a file's metadata dict (old files: missing fields take their defaults)."""
         missing = [k for k in ("model", "labels", "preprocess") if k not in meta]
         if missing:
-            raise CheckpointError(f"{where}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
-                                  f"it was not written by resemotenet's save_model or export")
+            raise CheckpointError(
+                f"{where}: its metadata lacks {', '.join(repr(k) for k in missing)}; "
+                f"it was not written by resemotenet's save_model or export"
+            )
         try:
-            framing = Framing(**{k: v for k, v in dict(meta.get("framing") or {}).items()
-                                 if k in {f.name for f in fields(Framing)}})
+            framing = Framing(
+                **{k: v for k, v in dict(meta.get("framing") or {}).items() if k in {f.name for f in fields(Framing)}}
+            )
             metrics = tuple(Metric(**m) for m in meta.get("metrics") or ())
-            known = {"format", "model", "model_kwargs", "preprocess", "labels", "temperature", "framing",
-                     "threshold", "training_data", "recipe", "parameters", "metrics", "package_version"}
+            known = {
+                "format",
+                "model",
+                "model_kwargs",
+                "preprocess",
+                "labels",
+                "temperature",
+                "framing",
+                "threshold",
+                "training_data",
+                "recipe",
+                "parameters",
+                "metrics",
+                "package_version",
+            }
             return cls(
-                arch=str(meta["model"]), labels=tuple(meta["labels"]),
+                arch=str(meta["model"]),
+                labels=tuple(meta["labels"]),
                 preprocess=PreprocessSpec.from_dict(dict(meta["preprocess"])),
-                arch_kwargs=dict(meta.get("model_kwargs") or {}), framing=framing,
+                arch_kwargs=dict(meta.get("model_kwargs") or {}),
+                framing=framing,
                 temperature=float(meta.get("temperature", 1.0)),
                 threshold=None if meta.get("threshold") is None else float(meta["threshold"]),
                 training_data=str(meta.get("training_data", "") or meta.get("dataset", "") or ""),
                 recipe=str(meta.get("recipe", "") or ""),
                 parameters=None if meta.get("parameters") is None else int(meta["parameters"]),
-                metrics=metrics, package_version=str(meta.get("package_version", "")),
+                metrics=metrics,
+                package_version=str(meta.get("package_version", "")),
                 extra={k: v for k, v in meta.items() if k not in known},
             )
         except (TypeError, ValueError) as exc:
@@ -163,8 +191,10 @@ class ModelCard:
         if self.metrics:
             lines.append("measured")
             for m in self.metrics:
-                lines.append(f"  {m.name} {m.value:.4f} on {m.split} of {m.data or '?'} ({m.date or 'undated'})"
-                             + (f": {m.command}" if m.command else ""))
+                lines.append(
+                    f"  {m.name} {m.value:.4f} on {m.split} of {m.data or '?'} ({m.date or 'undated'})"
+                    + (f": {m.command}" if m.command else "")
+                )
         else:
             lines.append("measured       (no figures recorded in the file; see RECIPES.md)")
         if self.package_version:

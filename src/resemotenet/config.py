@@ -143,8 +143,10 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     for k, v in d.items():
         sub = _nested.get((cls.__name__, k))
         if sub is not None and not isinstance(v, dict):
-            raise ConfigError(f"{f'{where}.{k}'.removeprefix('config.')}: expected a mapping of keys "
-                              f"({', '.join(f.name for f in fields(sub))}), got {v!r}")
+            raise ConfigError(
+                f"{f'{where}.{k}'.removeprefix('config.')}: expected a mapping of keys "
+                f"({', '.join(f.name for f in fields(sub))}), got {v!r}"
+            )
         if sub is not None:
             v = sub.from_dict(v) if sub is PreprocessSpec else _build(sub, v, f"{where}.{k}")
         else:
@@ -191,8 +193,9 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is tuple:
         return "a list of numbers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 _nested: dict[tuple[str, str], type] = {
@@ -287,7 +290,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(f"duplicate key {key!r} (lines {seen[key] + 1} and "
-                                  f"{key_node.start_mark.line + 1}); keep one")
+                raise ConfigError(
+                    f"duplicate key {key!r} (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); keep one"
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)

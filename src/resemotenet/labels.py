@@ -19,12 +19,28 @@ FER2013_TO_CANON: dict[int, int] = {i: i for i in range(7)}
 
 # FER+ `fer2013new.csv` vote columns, in file order -> canonical index (None = dropped class).
 FERPLUS_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
-    "unknown", "NF",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
 )
 FERPLUS_TO_CANON: dict[str, int | None] = {
-    "neutral": 6, "happiness": 3, "surprise": 5, "sadness": 4, "anger": 0, "disgust": 1,
-    "fear": 2, "contempt": 7, "unknown": None, "NF": None,
+    "neutral": 6,
+    "happiness": 3,
+    "surprise": 5,
+    "sadness": 4,
+    "anger": 0,
+    "disgust": 1,
+    "fear": 2,
+    "contempt": 7,
+    "unknown": None,
+    "NF": None,
 }
 
 # RAF-DB basic `list_patition_label.txt`: 1 surprise, 2 fear, 3 disgust, 4 happiness,
@@ -41,19 +57,42 @@ EXPW_TO_CANON: dict[int, int] = {i: i for i in range(7)}
 
 # The official ResEmoteNet repository's checkpoints emit logits in this order.
 OFFICIAL_RESEMOTENET_ORDER: tuple[str, ...] = (
-    "happy", "surprise", "sad", "angry", "disgust", "fear", "neutral",
+    "happy",
+    "surprise",
+    "sad",
+    "angry",
+    "disgust",
+    "fear",
+    "neutral",
 )
 
 # Folder names a team might use for its own data -> canonical name.
 SYNONYMS: dict[str, str] = {
-    "angry": "angry", "anger": "angry", "mad": "angry",
-    "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy",
-    "sad": "sad", "sadness": "sad", "unhappy": "sad",
-    "surprise": "surprise", "surprised": "surprise", "suprise": "surprise",
-    "neutral": "neutral", "calm": "neutral", "none": "neutral",
-    "contempt": "contempt", "contemptuous": "contempt",
+    "angry": "angry",
+    "anger": "angry",
+    "mad": "angry",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "disgusting": "disgust",
+    "fear": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "smile": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "unhappy": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "suprise": "surprise",
+    "neutral": "neutral",
+    "calm": "neutral",
+    "none": "neutral",
+    "contempt": "contempt",
+    "contemptuous": "contempt",
 }
 
 

@@ -34,8 +34,11 @@ def reliability(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[s
     sum_conf = np.bincount(which, weights=conf, minlength=bins)
     sum_acc = np.bincount(which, weights=correct, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"confidence": np.where(count > 0, sum_conf / count, 0.0),
-                "accuracy": np.where(count > 0, sum_acc / count, 0.0), "count": count}
+        return {
+            "confidence": np.where(count > 0, sum_conf / count, 0.0),
+            "accuracy": np.where(count > 0, sum_acc / count, 0.0),
+            "count": count,
+        }
 
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
@@ -49,8 +52,9 @@ def nll(probs: np.ndarray, y_true: np.ndarray) -> float:
     return float(-np.log(np.clip(p, 1e-12, 1.0)).mean()) if len(y_true) else float("nan")
 
 
-def classification_metrics(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...] | list[str],
-                           bins: int = 15) -> dict[str, Any]:
+def classification_metrics(
+    probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...] | list[str], bins: int = 15
+) -> dict[str, Any]:
     """Every metric the toolkit reports, as a JSON-ready dict."""
     probs = np.asarray(probs, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -67,9 +71,15 @@ def classification_metrics(probs: np.ndarray, y_true: np.ndarray, labels: tuple[
         "nll": nll(probs, y_true),
         "ece": expected_calibration_error(probs, y_true, bins),
         "labels": list(labels),
-        "per_class": {name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
-                             "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}
-                      for i, name in enumerate(labels)},
+        "per_class": {
+            name: {
+                "precision": float(pc["precision"][i]),
+                "recall": float(pc["recall"][i]),
+                "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i]),
+            }
+            for i, name in enumerate(labels)
+        },
         "confusion": cm.tolist(),
     }
 

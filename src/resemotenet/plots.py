@@ -47,8 +47,15 @@ def confusion_matrix_png(cm: Sequence[Sequence[int]], labels: Sequence[str], out
         hi = mat.max() / 2 if mat.size else 0
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
-                ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if mat[i, j] > hi else "black")
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(mat[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if mat[i, j] > hi else "black",
+                )
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

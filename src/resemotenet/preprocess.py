@@ -57,12 +57,16 @@ def normalize(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
 
 def preprocess_batch(images: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     """uint8 batch (any layout accepted by ``to_nchw``) -> normalised float (N, C, size, size)."""
-    x = images if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[1] in (1, 3) \
+    x = (
+        images
+        if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[1] in (1, 3)
         else to_nchw(images)
+    )
     x = match_channels(x.float().div_(255.0), spec.channels)
     if x.shape[-2:] != (spec.size, spec.size):
-        x = F.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > spec.size)
+        x = F.interpolate(
+            x, size=(spec.size, spec.size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > spec.size
+        )
     return normalize(x, spec).contiguous()
 
 
@@ -102,5 +106,7 @@ class FaceTransform:
 
     def __repr__(self) -> str:
         s = self.spec
-        return (f"FaceTransform(resize {s.size}x{s.size} uint8, {s.channels} channel(s), "
-                f"mean {list(s.mean)}, std {list(s.std)})")
+        return (
+            f"FaceTransform(resize {s.size}x{s.size} uint8, {s.channels} channel(s), "
+            f"mean {list(s.mean)}, std {list(s.std)})"
+        )

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig
+from ..data.dataset import Split, read_image
 from ..utils.errors import DataError
 from ..utils.io import atomic_write, atomic_write_text
-from ..data.dataset import Split, read_image
 
 THUMB = 32  # pHash works on a 32 x 32 grayscale thumbnail and keeps its 8 x 8 lowest frequencies
 LOW = 8
@@ -81,8 +81,16 @@ def fingerprint(splits: dict[str, Split]) -> Fingerprints:
         ids += list(s.ids)
         labels.append(s.labels)
     thumb_arr = np.stack(thumbs) if thumbs else np.zeros((0, THUMB, THUMB), np.uint8)
-    return Fingerprints(np.concatenate(codes), np.concatenate(rows), ids, np.concatenate(labels),
-                        np.array(digests, dtype="S16"), phash(thumb_arr), thumb_arr, names)
+    return Fingerprints(
+        np.concatenate(codes),
+        np.concatenate(rows),
+        ids,
+        np.concatenate(labels),
+        np.array(digests, dtype="S16"),
+        phash(thumb_arr),
+        thumb_arr,
+        names,
+    )
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -177,8 +185,7 @@ def _components(n: int, pairs: np.ndarray) -> np.ndarray:
         lab = new
 
 
-def _pair_counts(counts_a: np.ndarray, counts_b: np.ndarray, names: tuple[str, ...],
-                 same: bool) -> dict[str, int]:
+def _pair_counts(counts_a: np.ndarray, counts_b: np.ndarray, names: tuple[str, ...], same: bool) -> dict[str, int]:
     """Row pairs per split pair, from per-group (or per matched pair) split counts."""
     m = counts_a.T @ counts_b
     out = {}
@@ -209,8 +216,9 @@ def _leaks(cluster: np.ndarray, fp: Fingerprints) -> dict[str, dict[str, int]]:
     return out
 
 
-def audit_splits(splits: dict[str, Split], threshold: int = 6, min_corr: float = 0.95,
-                 examples: int = 8) -> dict[str, Any]:
+def audit_splits(
+    splits: dict[str, Split], threshold: int = 6, min_corr: float = 0.95, examples: int = 8
+) -> dict[str, Any]:
     """Audit ``splits`` (as ``build_splits`` returns them) and return a JSON-ready report.
 
     Private keys: ``_exclude_ids`` (training rows that also appear, exactly or nearly, in
@@ -233,29 +241,36 @@ def audit_splits(splits: dict[str, Split], threshold: int = 6, min_corr: float =
     dup_groups = np.flatnonzero(cnt.sum(1) > 1)
     exclude = _exclusions(fp, cluster)
     report = {
-        "n": n, "splits": {name: int((fp.split == i).sum()) for i, name in enumerate(fp.names)},
-        "threshold": threshold, "min_corr": min_corr,
+        "n": n,
+        "splits": {name: int((fp.split == i).sum()) for i, name in enumerate(fp.names)},
+        "threshold": threshold,
+        "min_corr": min_corr,
         "exact": {
-            "redundant_rows": int(n - len(first)), "groups": len(dup_groups),
+            "redundant_rows": int(n - len(first)),
+            "groups": len(dup_groups),
             "rows_in_groups": int(cnt[dup_groups].sum()),
             "label_conflicts": int(((labels_per_group > 0).sum(1) > 1).sum()),
             "pairs": _pair_counts(cnt, cnt, fp.names, same=True),
             "leaks": _leaks(exact, fp),
         },
         "near": {
-            "candidates_checked": len(cand), "pairs_distinct_images": len(near),
+            "candidates_checked": len(cand),
+            "pairs_distinct_images": len(near),
             "pairs": _pair_counts(cnt[g_a], cnt[g_b], fp.names, same=False),
             "redundant_rows_with_exact": int(n - len(np.unique(cluster))),
         },
         "leaks": _leaks(cluster, fp),
         "exclude_train": len(exclude),
     }
-    ex_exact = [_example(fp, _pair_of(fp, np.flatnonzero(exact == g)))
-                for g in _prefer_cross(dup_groups, cnt)[:examples]]
+    ex_exact = [
+        _example(fp, _pair_of(fp, np.flatnonzero(exact == g))) for g in _prefer_cross(dup_groups, cnt)[:examples]
+    ]
     ham = popcount(fp.phash[near[:, 0]] ^ fp.phash[near[:, 1]])
     cross = fp.split[near[:, 0]] != fp.split[near[:, 1]]
-    ex_near = [_example(fp, near[i], hamming=int(ham[i]), corr=round(float(near_corr[i]), 4))
-               for i in np.argsort(~cross, kind="stable")[:examples]]
+    ex_near = [
+        _example(fp, near[i], hamming=int(ham[i]), corr=round(float(near_corr[i]), 4))
+        for i in np.argsort(~cross, kind="stable")[:examples]
+    ]
     report["exact"]["examples"] = [e["ids"] for e in ex_exact]
     report["near"]["examples"] = [{k: v for k, v in e.items() if k != "where"} for e in ex_near]
     report["seconds"] = round(time.perf_counter() - t0, 2)
@@ -310,8 +325,9 @@ def example_strip(splits: dict[str, Split], pairs: list[list[tuple[str, int]]], 
     return np.vstack(rows[:-1]) if rows else np.full((side, 2 * side + 4, 3), 255, np.uint8)
 
 
-def audit(data: DataConfig, output: str | Path | None = None, threshold: int = 6, min_corr: float = 0.95,
-          examples: int = 0) -> dict[str, Any]:
+def audit(
+    data: DataConfig, output: str | Path | None = None, threshold: int = 6, min_corr: float = 0.95, examples: int = 0
+) -> dict[str, Any]:
     """Audit a dataset's train / val / test splits and write, under ``output``:
     ``audit.json`` (the report), ``dedup.json`` (``{"exclude_train": [...]}``, the file
     ``resemotenet train --exclude-file`` reads) and, with ``examples`` > 0, image strips of
@@ -330,9 +346,14 @@ def audit(data: DataConfig, output: str | Path | None = None, threshold: int = 6
     if output is None:
         return report
     out = Path(output)
-    dedup = {"exclude_train": exclude, "dataset": data.name, "source": str(data.root),
-             "reason": "training rows whose image (exact or near duplicate) is also in val or test",
-             "threshold": threshold, "min_corr": min_corr}
+    dedup = {
+        "exclude_train": exclude,
+        "dataset": data.name,
+        "source": str(data.root),
+        "reason": "training rows whose image (exact or near duplicate) is also in val or test",
+        "threshold": threshold,
+        "min_corr": min_corr,
+    }
     atomic_write_text(out / "dedup.json", json.dumps(dedup))
     report["files"] = {"dedup": str(out / "dedup.json")}
     if examples > 0:

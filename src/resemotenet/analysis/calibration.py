@@ -21,10 +21,10 @@ import numpy as np
 from ..config import DataConfig, PreprocessSpec
 from ..data import load_splits
 from ..data.dataset import Split, materialize
+from ..engine.evaluator import predict_probs, restrict
 from ..metrics import expected_calibration_error, nll, softmax
 from ..models.checkpoint import load_checkpoint, model_from_state, save_model
 from ..utils.errors import CheckpointError, DataError
-from ..engine.evaluator import predict_probs, restrict
 
 T_RANGE = (0.05, 20.0)
 
@@ -66,8 +66,12 @@ def risk_coverage(probs: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
     kept = last + 1
     acc = np.cumsum(correct)[last] / kept
     cov = kept / max(1, len(conf))
-    return {"threshold": conf[last].tolist(), "coverage": cov.tolist(), "accuracy": acc.tolist(),
-            "deferred": (1 - cov).tolist()}
+    return {
+        "threshold": conf[last].tolist(),
+        "coverage": cov.tolist(),
+        "accuracy": acc.tolist(),
+        "deferred": (1 - cov).tolist(),
+    }
 
 
 def recommend_threshold(probs: np.ndarray, y: np.ndarray, target: float, min_kept: int = 20) -> dict[str, Any]:
@@ -75,14 +79,23 @@ def recommend_threshold(probs: np.ndarray, y: np.ndarray, target: float, min_kep
     counting only thresholds that keep at least ``min_kept`` faces."""
     rc = risk_coverage(probs, y)
     n = len(y)
-    ok = [i for i, (a, c) in enumerate(zip(rc["accuracy"], rc["coverage"]))
-          if a >= target and c * n >= min(min_kept, n)]
+    ok = [
+        i for i, (a, c) in enumerate(zip(rc["accuracy"], rc["coverage"])) if a >= target and c * n >= min(min_kept, n)
+    ]
     if not ok:
-        return {"target_accuracy": target, "min_confidence": None,
-                "note": f"no threshold reaches accuracy {target:.3f} on {n} faces"}
+        return {
+            "target_accuracy": target,
+            "min_confidence": None,
+            "note": f"no threshold reaches accuracy {target:.3f} on {n} faces",
+        }
     i = max(ok, key=lambda j: rc["coverage"][j])
-    return {"target_accuracy": target, "min_confidence": rc["threshold"][i], "coverage": rc["coverage"][i],
-            "accuracy": rc["accuracy"][i], "deferred": rc["deferred"][i]}
+    return {
+        "target_accuracy": target,
+        "min_confidence": rc["threshold"][i],
+        "coverage": rc["coverage"][i],
+        "accuracy": rc["accuracy"][i],
+        "deferred": rc["deferred"][i],
+    }
 
 
 def apply_threshold(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
@@ -108,8 +121,13 @@ def _scores(logits: np.ndarray, y: np.ndarray, t: float) -> dict[str, float]:
     return {"nll": nll(p, y), "ece": expected_calibration_error(p, y), "accuracy": float((p.argmax(1) == y).mean())}
 
 
-def calibrate(checkpoint: str | Path, data: DataConfig, output: str | Path | None = None,
-              target_accuracy: float | None = 0.9, batch_size: int = 256) -> dict[str, Any]:
+def calibrate(
+    checkpoint: str | Path,
+    data: DataConfig,
+    output: str | Path | None = None,
+    target_accuracy: float | None = 0.9,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Fit T on the validation split, store it in ``output`` (default: ``checkpoint`` itself),
     and report NLL / ECE before and after on val and, as a report only, on test."""
     path = Path(checkpoint)
@@ -122,7 +140,11 @@ def calibrate(checkpoint: str | Path, data: DataConfig, output: str | Path | Non
     old_t = float(meta.get("temperature", 1.0))
     t = fit_temperature(lv, yv)
     result: dict[str, Any] = {
-        "temperature": t, "previous_temperature": old_t, "fitted_on": "val", "n_val": len(yv), "n_test": len(yt),
+        "temperature": t,
+        "previous_temperature": old_t,
+        "fitted_on": "val",
+        "n_val": len(yv),
+        "n_test": len(yt),
         "val": {"before": _scores(lv, yv, old_t), "after": _scores(lv, yv, t)},
         "test": {"before": _scores(lt, yt, old_t), "after": _scores(lt, yt, t)},
     }
@@ -131,8 +153,12 @@ def calibrate(checkpoint: str | Path, data: DataConfig, output: str | Path | Non
         rec = recommend_threshold(pv, yv, target_accuracy)
         if rec["min_confidence"] is not None:
             rec["test"] = apply_threshold(pt, yt, rec["min_confidence"])
-        result["risk_coverage"] = {"split": "val", "curve": risk_coverage(pv, yv), "recommended": rec,
-                                   "test_curve": risk_coverage(pt, yt)}
+        result["risk_coverage"] = {
+            "split": "val",
+            "curve": risk_coverage(pv, yv),
+            "recommended": rec,
+            "test_curve": risk_coverage(pt, yt),
+        }
     out = Path(output) if output else path
     half = any(v.dtype.is_floating_point and v.element_size() == 2 for v in state.values())
     save_model(out, model, {**meta, "temperature": t}, half=half, extra=extra if out.suffix == ".pt" else None)

@@ -19,8 +19,8 @@ from torch import nn
 
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
-from ..utils.errors import ConfigError
 from ..engine.evaluator import evaluate
+from ..utils.errors import ConfigError
 
 Corruption = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -71,15 +71,23 @@ def _occlusion(images: np.ndarray, frac: float, rng: np.random.Generator) -> np.
     y0 = rng.integers(0, h - ph + 1, n)
     x0 = rng.integers(0, w - pw + 1, n)
     ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
-    mask = (ys >= y0[:, None, None]) & (ys < (y0 + ph)[:, None, None]) \
-        & (xs >= x0[:, None, None]) & (xs < (x0 + pw)[:, None, None])
+    mask = (
+        (ys >= y0[:, None, None])
+        & (ys < (y0 + ph)[:, None, None])
+        & (xs >= x0[:, None, None])
+        & (xs < (x0 + pw)[:, None, None])
+    )
     out = images.copy()
     out[mask] = 0
     return out
 
 
 CORRUPTIONS: dict[str, Corruption] = {
-    "gaussian_noise": _noise, "blur": _blur, "low_light": _low_light, "jpeg": _jpeg, "occlusion": _occlusion,
+    "gaussian_noise": _noise,
+    "blur": _blur,
+    "low_light": _low_light,
+    "jpeg": _jpeg,
+    "occlusion": _occlusion,
 }
 
 
@@ -113,17 +121,25 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     return CORRUPTIONS[name](np.asarray(images, np.uint8), SEVERITIES[name][severity - 1], rng)
 
 
-def evaluate_corruptions(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: Split,
-                         labels: tuple[str, ...] | list[str], spec: PreprocessSpec,
-                         corruptions: str | list[str] = "all", severities: str | list[int] = (1, 2, 3),
-                         temperature: float = 1.0, seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
+def evaluate_corruptions(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    split: Split,
+    labels: tuple[str, ...] | list[str],
+    spec: PreprocessSpec,
+    corruptions: str | list[str] = "all",
+    severities: str | list[int] = (1, 2, 3),
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Accuracy and macro-F1 on the clean split and under every corruption x severity."""
     names, levels = parse_corruptions(corruptions), parse_severities(severities)
     images = materialize(split, spec.size)
 
     def score(imgs: np.ndarray) -> dict[str, float]:
-        m = evaluate(model, replace(split, images=imgs, paths=None), labels, spec,
-                     temperature=temperature, batch_size=batch_size)
+        m = evaluate(
+            model, replace(split, images=imgs, paths=None), labels, spec, temperature=temperature, batch_size=batch_size
+        )
         return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece": m["ece"]}
 
     clean = score(images)
@@ -131,9 +147,14 @@ def evaluate_corruptions(model: nn.Module | Callable[[torch.Tensor], torch.Tenso
     accs = [r["accuracy"] for per in table.values() for r in per.values()]
     mean = float(np.mean(accs))
     return {
-        "split": split.name, "n": len(split), "seed": seed, "severities": levels,
+        "split": split.name,
+        "n": len(split),
+        "seed": seed,
+        "severities": levels,
         "params": {n: [SEVERITIES[n][s - 1] for s in levels] for n in names},
-        "clean": clean, "corruptions": table, "mean_corrupted_accuracy": mean,
+        "clean": clean,
+        "corruptions": table,
+        "mean_corrupted_accuracy": mean,
         "relative_accuracy": mean / clean["accuracy"] if clean["accuracy"] > 0 else float("nan"),
     }
 
@@ -145,6 +166,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [head, f"{'clean':16s}  {result['clean']['accuracy']:.4f}"]
     for name, per in result["corruptions"].items():
         lines.append(f"{name:16s}" + "".join(f"  {per[str(s)]['accuracy']:.4f}   " for s in levels))
-    lines.append(f"mean corrupted accuracy {result['mean_corrupted_accuracy']:.4f} "
-                 f"({100 * result['relative_accuracy']:.1f} % of clean)")
+    lines.append(
+        f"mean corrupted accuracy {result['mean_corrupted_accuracy']:.4f} "
+        f"({100 * result['relative_accuracy']:.1f} % of clean)"
+    )
     return "\n".join(lines)

@@ -50,8 +50,14 @@ def read_attributes(path: str | Path) -> dict[str, dict[str, str]]:
     return dict(out)
 
 
-def slice_metrics(probs: np.ndarray, y: np.ndarray, ids: list[str], labels: tuple[str, ...] | list[str],
-                  attributes: dict[str, dict[str, str]], examples: int = 5) -> dict[str, Any]:
+def slice_metrics(
+    probs: np.ndarray,
+    y: np.ndarray,
+    ids: list[str],
+    labels: tuple[str, ...] | list[str],
+    attributes: dict[str, dict[str, str]],
+    examples: int = 5,
+) -> dict[str, Any]:
     """Per attribute: n / accuracy / macro-F1 per value and the best-worst accuracy gap.
     Images named in the attributes but absent from ``ids`` are counted and listed (the first
     ``examples``); that none match at all is an error (wrong id scheme or wrong split)."""
@@ -61,11 +67,16 @@ def slice_metrics(probs: np.ndarray, y: np.ndarray, ids: list[str], labels: tupl
     named = sorted({img for values in attributes.values() for img in values})
     unmatched = [img for img in named if img not in index]
     if len(unmatched) == len(named):
-        raise DataError(f"none of the {len(named)} images in the attributes file is in this split "
-                        f"(e.g. {unmatched[:3]}; sample ids look like {ids[:3]})")
-    result: dict[str, Any] = {"n": len(y), "matched": len(named) - len(unmatched),
-                              "unmatched": {"count": len(unmatched), "examples": unmatched[:examples]},
-                              "attributes": {}}
+        raise DataError(
+            f"none of the {len(named)} images in the attributes file is in this split "
+            f"(e.g. {unmatched[:3]}; sample ids look like {ids[:3]})"
+        )
+    result: dict[str, Any] = {
+        "n": len(y),
+        "matched": len(named) - len(unmatched),
+        "unmatched": {"count": len(unmatched), "examples": unmatched[:examples]},
+        "attributes": {},
+    }
     for attr, mapping in attributes.items():
         groups: dict[str, list[int]] = defaultdict(list)
         for img, value in mapping.items():
@@ -86,8 +97,12 @@ def _gap(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
     best = max(stats, key=lambda v: stats[v]["accuracy"])
     worst = min(stats, key=lambda v: stats[v]["accuracy"])
     f1 = [s["macro_f1"] for s in stats.values()]
-    return {"gap": stats[best]["accuracy"] - stats[worst]["accuracy"], "best": best, "worst": worst,
-            "macro_f1_gap": max(f1) - min(f1)}
+    return {
+        "gap": stats[best]["accuracy"] - stats[worst]["accuracy"],
+        "best": best,
+        "worst": worst,
+        "macro_f1_gap": max(f1) - min(f1),
+    }
 
 
 def format_slices(result: dict[str, Any]) -> str:

@@ -19,9 +19,19 @@ from ..utils.errors import ResEmoteNetError
 # command name -> module in this package (imported to build the parser; heavy imports live
 # inside each module's ``run``).
 COMMANDS = {
-    "train": "train", "distill": "train", "eval": "evaluate", "info": "info",
-    "predict": "predict", "demo": "predict", "export": "export", "quantize": "export", "average": "train",
-    "audit": "trust", "calibrate": "trust", "report": "trust", "serve": "serve",
+    "train": "train",
+    "distill": "train",
+    "eval": "evaluate",
+    "info": "info",
+    "predict": "predict",
+    "demo": "predict",
+    "export": "export",
+    "quantize": "export",
+    "average": "train",
+    "audit": "trust",
+    "calibrate": "trust",
+    "report": "trust",
+    "serve": "serve",
 }
 
 
@@ -71,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         text = str(exc).splitlines()[0][:300] if str(exc) else ""
-        print(f"resemotenet {args.command}: unexpected error: {type(exc).__name__}: {text} "
-              f"(run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"resemotenet {args.command}: unexpected error: {type(exc).__name__}: {text} "
+            f"(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 3

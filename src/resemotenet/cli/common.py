@@ -15,10 +15,19 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--data", required=required, metavar="NAME:PATH",
-                   help="dataset as NAME:PATH, NAME one of fer2013, ferplus, rafdb, affectnet, expw, folder")
-    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="reader option, e.g. mode=soft for ferplus (repeatable)")
+    p.add_argument(
+        "--data",
+        required=required,
+        metavar="NAME:PATH",
+        help="dataset as NAME:PATH, NAME one of fer2013, ferplus, rafdb, affectnet, expw, folder",
+    )
+    p.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, e.g. mode=soft for ferplus (repeatable)",
+    )
     p.add_argument("--split-file", help="saved train/val/test split to reuse (or to create)")
 
 
@@ -76,8 +85,14 @@ def model_of(args: argparse.Namespace) -> str:
     return model
 
 
-def add_data_limit(p: argparse.ArgumentParser, data: tuple[str, str], limit: tuple[str, str], default: int | None,
-                   data_help: str, limit_help: str) -> None:
+def add_data_limit(
+    p: argparse.ArgumentParser,
+    data: tuple[str, str],
+    limit: tuple[str, str],
+    default: int | None,
+    data_help: str,
+    limit_help: str,
+) -> None:
     """``--data NAME:PATH`` and ``--limit N`` for a command's auxiliary data, each with the old
     spelling (``data[1]``, ``limit[1]``) kept as a deprecated alias."""
     p.add_argument("--data", dest=data[0], metavar="NAME:PATH", help=data_help)

@@ -12,11 +12,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split")
     add_model_arg(p, "weights: a shipped name (default, fast), a checkpoint (.pt, .safetensors) or an .onnx file")
     add_data_args(p, required=True)
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
-                   help="split to score (default: test); 'all' scores every image of a dataset without "
-                        "official splits, such as a folder of your own test faces")
-    p.add_argument("--only-present-classes", action="store_true",
-                   help="let the model choose only among the classes the data holds")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "all"],
+        help="split to score (default: test); 'all' scores every image of a dataset without "
+        "official splits, such as a folder of your own test faces",
+    )
+    p.add_argument(
+        "--only-present-classes", action="store_true", help="let the model choose only among the classes the data holds"
+    )
     p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"])
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="evaluate the first N samples only")
@@ -46,12 +51,22 @@ def run(args: argparse.Namespace) -> int:
 
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     temperature = 1.0 if args.no_temperature else float(meta.get("temperature", 1.0))
-    m = evaluate(model, split, meta["labels"], spec, temperature=temperature, tta=args.tta,
-                 batch_size=args.batch_size, only_present=args.only_present_classes)
+    m = evaluate(
+        model,
+        split,
+        meta["labels"],
+        spec,
+        temperature=temperature,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        only_present=args.only_present_classes,
+    )
     result = m
     m = {**result.to_dict(), "model": str(args.model), "data": args.data}
-    print(f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
-          f"macro-F1 {m['macro_f1']:.4f}  NLL {m['nll']:.4f}  ECE {m['ece']:.4f}  (tta={args.tta})")
+    print(
+        f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
+        f"macro-F1 {m['macro_f1']:.4f}  NLL {m['nll']:.4f}  ECE {m['ece']:.4f}  (tta={args.tta})"
+    )
     if "note" in m:
         print(f"note: {m['note']}")
     for label, r in m["per_class"].items():

@@ -7,8 +7,12 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show models, datasets and the shipped models; or one model's card")
-    p.add_argument("model", nargs="?", help="print the model card of this model: a shipped name (default, fast), "
-                   "a checkpoint, a .safetensors or an .onnx file")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="print the model card of this model: a shipped name (default, fast), "
+        "a checkpoint, a .safetensors or an .onnx file",
+    )
     p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.set_defaults(func=run)
 
@@ -43,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
             _, meta, _ = load_checkpoint(path)
             card = ModelCard.from_meta(meta, str(path))
             p = card.preprocess
-            print(f"{shipped} model: {card.arch}, {p.size}x{p.size}x{p.channels}, labels {', '.join(card.labels)} "
-                  f"(resemotenet info {shipped})")
+            print(
+                f"{shipped} model: {card.arch}, {p.size}x{p.size}x{p.channels}, labels {', '.join(card.labels)} "
+                f"(resemotenet info {shipped})"
+            )
         else:
             print(f"{shipped} model: not installed")
     return 0

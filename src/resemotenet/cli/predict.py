@@ -19,19 +19,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders of images, video files")
     p.add_argument("--webcam", type=int, metavar="INDEX", help="also read from this webcam (Ctrl-C stops)")
     _common(p)
-    p.add_argument("--output", "-o", default="results.jsonl",
-                   help="results file, .jsonl or .csv (default: %(default)s)")
+    p.add_argument(
+        "--output", "-o", default="results.jsonl", help="results file, .jsonl or .csv (default: %(default)s)"
+    )
     p.add_argument("--save-annotated", metavar="DIR", help="write copies with boxes and labels into DIR")
     p.add_argument("--blur-faces", action="store_true", help="pixelate the faces in the annotated copies")
     p.add_argument("--explain", metavar="DIR", help="write a Grad-CAM heat map over each face into DIR (PNG)")
     p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame (default: 1)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop each video or webcam after N analysed frames (a folder after N images)")
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        metavar="N",
+        help="stop each video or webcam after N analysed frames (a folder after N images)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="face crops per model call (default: 32)")
-    p.add_argument("--smoothing", type=float, default=0.6,
-                   help="EMA weight of a video face's past probabilities, 0 = none (default: 0.6)")
-    p.add_argument("--redetect-every", type=int, default=10, metavar="N",
-                   help="video: search the whole frame for faces every N analysed frames, only around "
-                        "known faces in between; 1 = whole frame every time (default: 10)")
+    p.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.6,
+        help="EMA weight of a video face's past probabilities, 0 = none (default: 0.6)",
+    )
+    p.add_argument(
+        "--redetect-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="video: search the whole frame for faces every N analysed frames, only around "
+        "known faces in between; 1 = whole frame every time (default: 10)",
+    )
     from .scale import add_flags
 
     add_flags(p)
@@ -39,8 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="run predict on the shipped photo of astronaut Eileen Collins")
     _common(d)
-    d.add_argument("--output", "-o", dest="output_dir", default="resemotenet-demo",
-                   help="folder to write into (default: ./%(default)s)")
+    d.add_argument(
+        "--output",
+        "-o",
+        dest="output_dir",
+        default="resemotenet-demo",
+        help="folder to write into (default: ./%(default)s)",
+    )
     from .common import deprecated
 
     deprecated(d, "--output-dir", "--output", "output_dir")
@@ -48,17 +68,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint or .onnx file, or a shipped name: default (96x96) or fast (48x48) "
-                   "(default: %(default)s)", default="default")
-    p.add_argument("--detector", default="centerface",
-                   help="face detector: centerface, haar, mediapipe or yunet (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        help="checkpoint or .onnx file, or a shipped name: default (96x96) or fast (48x48) (default: %(default)s)",
+        default="default",
+    )
+    p.add_argument(
+        "--detector",
+        default="centerface",
+        help="face detector: centerface, haar, mediapipe or yunet (default: %(default)s)",
+    )
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
-    p.add_argument("--min-face", type=int, metavar="PX",
-                   help="haar: smallest face in pixels (default 48; lower finds smaller faces, slower)")
-    p.add_argument("--margin", type=float, help="crop margin, fraction of the face box (default: the model "
-                   "card's framing, 0.2 for the shipped models)")
-    p.add_argument("--min-confidence", type=float, default=0.0,
-                   help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)")
+    p.add_argument(
+        "--min-face",
+        type=int,
+        metavar="PX",
+        help="haar: smallest face in pixels (default 48; lower finds smaller faces, slower)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        help="crop margin, fraction of the face box (default: the model card's framing, 0.2 for the shipped models)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
@@ -70,8 +107,15 @@ def _predictor(args: argparse.Namespace, **kw: Any):
         options["model_path"] = args.yunet_model
     if args.min_face is not None:
         options["min_face"] = args.min_face
-    return Predictor(args.model, detector=args.detector, margin=args.margin, min_confidence=args.min_confidence,
-                     device=args.device, detector_options=options, **kw)
+    return Predictor(
+        args.model,
+        detector=args.detector,
+        margin=args.margin,
+        min_confidence=args.min_confidence,
+        device=args.device,
+        detector_options=options,
+        **kw,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to analyse: give INPUT paths or --webcam INDEX")
     if args.blur_faces and not args.save_annotated:
         raise ConfigError("--blur-faces applies to annotated copies: add --save-annotated DIR")
-    predictor = _predictor(args, batch_size=args.batch_size, smoothing=args.smoothing,
-                           redetect_every=args.redetect_every)
+    predictor = _predictor(
+        args, batch_size=args.batch_size, smoothing=args.smoothing, redetect_every=args.redetect_every
+    )
     summary = RunSummary()
     annotated = AnnotatedOutput(args.save_annotated, blur=args.blur_faces) if args.save_annotated else None
     if args.explain:
@@ -134,8 +179,9 @@ def _write_errors(results: Path, summary) -> Path:
     return path
 
 
-def _run_source(predictor, item: str | int, args: argparse.Namespace, writer, summary, annotated,
-                names: dict[str, str]) -> None:
+def _run_source(
+    predictor, item: str | int, args: argparse.Namespace, writer, summary, annotated, names: dict[str, str]
+) -> None:
     """Analyse one INPUT; a source that cannot be opened is a failed item, not the end of the run."""
     from ..inference.sources import open_source
     from ..utils.errors import DataError
@@ -252,15 +298,16 @@ class _Progress:
     def done(self) -> None:
         self.bar.close()
         rate = self.frames / max(time.monotonic() - self.start, 1e-9)
-        print(f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s", file=sys.stderr,
-              flush=True)
+        print(
+            f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s", file=sys.stderr, flush=True
+        )
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Label the faces of the shipped photo; write results and an annotated copy."""
     from ..inference.drawing import AnnotatedOutput
-    from ..inference.writers import open_writer
     from ..inference.sources import demo_image
+    from ..inference.writers import open_writer
     from ..utils.errors import CheckpointError
 
     image = demo_image()

@@ -11,23 +11,35 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model over HTTP, with a browser page (live, jobs, review)")
-    p.add_argument("--model", default="default",
-                   help="weights: a shipped name (default, fast), a checkpoint or an .onnx file (default: %(default)s)")
-    p.add_argument("--min-confidence", type=float, default=0.5,
-                   help="below this probability a face is 'uncertain' and goes to review (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default="default",
+        help="weights: a shipped name (default, fast), a checkpoint or an .onnx file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="below this probability a face is 'uncertain' and goes to review (default: %(default)s)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--token", help="API token; required for a non-local --host (or set RESEMOTENET_TOKEN)")
-    p.add_argument("--review", metavar="DIR",
-                   help="queue uncertain faces in DIR for a person to label (off: no crop is written)")
+    p.add_argument(
+        "--review", metavar="DIR", help="queue uncertain faces in DIR for a person to label (off: no crop is written)"
+    )
     p.add_argument("--review-max", type=int, default=2000, help="pending review crops kept (default: %(default)s)")
     p.add_argument("--media-dir", metavar="DIR", help="the one folder whose video files jobs may read")
     p.add_argument("--detector", default="haar", help="face detector: haar, mediapipe or yunet (default: haar)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--no-batching", action="store_true", help="one model call per request (no micro-batching)")
     p.add_argument("--max-batch", type=int, default=64, help="face crops per model call (default: %(default)s)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="longest a request waits to share a model call (default: %(default)s)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest a request waits to share a model call (default: %(default)s)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest image request (default: %(default)s)")
     p.add_argument("--max-clip-mb", type=float, default=512.0, help="largest uploaded clip (default: %(default)s)")
     p.set_defaults(func=run)
@@ -40,13 +52,28 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.server import run as serve
     from ..serve.settings import ServeSettings
 
-    settings = ServeSettings(model=args.model, min_confidence=args.min_confidence, host=args.host, port=args.port,
-                             token=args.token, review=args.review, review_max=args.review_max,
-                             media_dir=args.media_dir, detector=args.detector, device=args.device,
-                             batching=not args.no_batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                             max_upload_mb=args.max_upload_mb, max_clip_mb=args.max_clip_mb)
+    settings = ServeSettings(
+        model=args.model,
+        min_confidence=args.min_confidence,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        review=args.review,
+        review_max=args.review_max,
+        media_dir=args.media_dir,
+        detector=args.detector,
+        device=args.device,
+        batching=not args.no_batching,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_upload_mb=args.max_upload_mb,
+        max_clip_mb=args.max_clip_mb,
+    )
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"resemotenet serve: open http://{shown}:{settings.port}/ (API docs at /docs)"
-          + ("; token required" if settings.token else ""), flush=True)
+    print(
+        f"resemotenet serve: open http://{shown}:{settings.port}/ (API docs at /docs)"
+        + ("; token required" if settings.token else ""),
+        flush=True,
+    )
     serve(settings)
     return 0

@@ -8,23 +8,37 @@ from .common import add_data_args, add_data_limit, data_options, parse_data_spec
 
 # flag -> config key; every flag is also a keyword of ``resemotenet.train``.
 FLAG_KEYS = {
-    "arch": "model.name", "num_classes": "model.num_classes", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "scheduler": "scheduler",
-    "output": "output", "init_from": "init_from", "seed": "seed", "patience": "patience",
-    "limit": "data.limit", "teacher": "teacher", "split_file": "data.split_file",
+    "arch": "model.name",
+    "num_classes": "model.num_classes",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "scheduler": "scheduler",
+    "output": "output",
+    "init_from": "init_from",
+    "seed": "seed",
+    "patience": "patience",
+    "limit": "data.limit",
+    "teacher": "teacher",
+    "split_file": "data.split_file",
     "exclude_file": "data.exclude_file",
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    for name, helptext in (("train", "train a model (YAML recipe + flag overrides)"),
-                           ("distill", "train a student from a frozen teacher's soft labels")):
+    for name, helptext in (
+        ("train", "train a model (YAML recipe + flag overrides)"),
+        ("distill", "train a student from a frozen teacher's soft labels"),
+    ):
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.add_argument("--config", help="YAML recipe, e.g. configs/paper_fer2013.yaml")
         add_data_args(p)
         p.add_argument("--arch", help="architecture name from the registry (resemotenet info lists them)")
-        p.add_argument("--model", help="weights to start from: a shipped name (default, fast) or a checkpoint; "
-                       "the same as --init-from")
+        p.add_argument(
+            "--model",
+            help="weights to start from: a shipped name (default, fast) or a checkpoint; the same as --init-from",
+        )
         p.add_argument("--num-classes", type=int)
         p.add_argument("--epochs", type=int)
         p.add_argument("--batch-size", type=int)
@@ -32,8 +46,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--optimizer", choices=["sgd", "adamw"])
         p.add_argument("--scheduler", choices=["cosine", "plateau", "onecycle", "constant"])
         p.add_argument("--output", "-o", help="run folder (config, results.csv, best.pt, last.pt)")
-        p.add_argument("--init-from", help="start from a checkpoint or a shipped model ('default', 'fast'); "
-                       "without --config, its architecture and preprocessing are kept too")
+        p.add_argument(
+            "--init-from",
+            help="start from a checkpoint or a shipped model ('default', 'fast'); "
+            "without --config, its architecture and preprocessing are kept too",
+        )
         p.add_argument("--freeze-stem", action="store_true", help="train only the residual blocks and head")
         p.add_argument("--seed", type=int)
         p.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
@@ -43,8 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--resume", action="store_true", help="continue the run in --output exactly (same settings)")
         p.add_argument("--force", action="store_true", help="replace a run already in --output")
         p.add_argument("--no-progress", action="store_true")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="any config key, e.g. augment.rotate=10 (repeatable)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any config key, e.g. augment.rotate=10 (repeatable)",
+        )
         if name == "distill":
             p.add_argument("--teacher", required=True, help="teacher checkpoint (frozen)")
             p.add_argument("--alpha", type=float, help="weight of the distillation term (0..1)")
@@ -56,9 +78,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("average", help="average the weights of checkpoints of one model (SWA-style)")
     a.add_argument("checkpoints", nargs="+", metavar="MODEL", help="two or more checkpoints of the same model")
     a.add_argument("--output", "-o", required=True, help="destination (.safetensors or .pt)")
-    add_data_limit(a, ("bn_data", "--bn-data"), ("bn_size", "--bn-size"), None,
-                   "re-estimate batch-norm statistics on this dataset's training split (no augmentation)",
-                   "use the first N training images for the statistics")
+    add_data_limit(
+        a,
+        ("bn_data", "--bn-data"),
+        ("bn_size", "--bn-size"),
+        None,
+        "re-estimate batch-norm statistics on this dataset's training split (no augmentation)",
+        "use the first N training images for the statistics",
+    )
     a.add_argument("--half", action="store_true", help="store fp16 weights")
     a.add_argument("--force", action="store_true", help="overwrite an existing output file")
     a.set_defaults(func=run_average)
@@ -77,7 +104,6 @@ def run_average(args: argparse.Namespace) -> int:
     bn = f"; batch norms re-estimated on {r['bn_images']} training images" if r["bn_images"] else ""
     print(f"averaged {r['n']} checkpoints of {r['model']} -> {r['output']}{bn}")
     return 0
-
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
@@ -118,7 +144,8 @@ def _adopted(args: argparse.Namespace) -> list[str]:
     _, meta, _ = load_checkpoint(args.init_from)
     kwargs = {k: v for k, v in meta.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")}
     return [f"model.name={json.dumps(meta['model'])}", f"model.kwargs={json.dumps(kwargs)}"] + [
-        f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()]
+        f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()
+    ]
 
 
 def _model_flag(args: argparse.Namespace) -> None:
@@ -131,8 +158,11 @@ def _model_flag(args: argparse.Namespace) -> None:
     if args.model is None:
         return
     if args.model in list_models() and args.model not in ("default", "fast"):
-        print(f"resemotenet {args.command}: --model {args.model} naming an architecture is deprecated and will be "
-              f"removed; use --arch {args.model} (--model now means weights to start from)", file=sys.stderr)
+        print(
+            f"resemotenet {args.command}: --model {args.model} naming an architecture is deprecated and will be "
+            f"removed; use --arch {args.model} (--model now means weights to start from)",
+            file=sys.stderr,
+        )
         args.arch = args.arch or args.model
     elif args.init_from and args.init_from != args.model:
         raise ConfigError(f"--model {args.model} and --init-from {args.init_from} name different weights; give one")

@@ -17,8 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", default="runs/audit", help="folder for audit.json and dedup.json")
     p.add_argument("--threshold", type=int, default=6, help="pHash Hamming distance for near duplicates (bits)")
     p.add_argument("--min-corr", type=float, default=0.95, help="pixel correlation that confirms a near duplicate")
-    p.add_argument("--examples", type=int, nargs="?", const=8, default=0, metavar="N",
-                   help="write image strips of N example pairs (default 8)")
+    p.add_argument(
+        "--examples",
+        type=int,
+        nargs="?",
+        const=8,
+        default=0,
+        metavar="N",
+        help="write image strips of N example pairs (default 8)",
+    )
     p.add_argument("--limit", type=int, help="audit the first N samples of each split only")
     p.set_defaults(func=run_audit)
 
@@ -26,10 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_arg(p, "checkpoint (.pt or .safetensors) to calibrate")
     add_data_args(p, required=True)
     p.add_argument("--output", "-o", help="write the calibrated checkpoint here (default: update in place)")
-    p.add_argument("--target-accuracy", type=float, default=0.9,
-                   help="recommend a --min-confidence reaching this accuracy on val")
-    p.add_argument("--report-dir", help="folder for calibration.json and risk_coverage.json/.png "
-                                        "(default: the checkpoint's folder)")
+    p.add_argument(
+        "--target-accuracy", type=float, default=0.9, help="recommend a --min-confidence reaching this accuracy on val"
+    )
+    p.add_argument(
+        "--report-dir",
+        help="folder for calibration.json and risk_coverage.json/.png (default: the checkpoint's folder)",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="use the first N samples of each split only")
     p.set_defaults(func=run_calibrate)
@@ -44,8 +54,9 @@ def _data_cfg(args: argparse.Namespace):
     from ..config import DataConfig
 
     name, root = parse_data_spec(args.data)
-    return DataConfig(name=name, root=root, options=data_options(args.data_option),
-                      split_file=args.split_file, limit=args.limit)
+    return DataConfig(
+        name=name, root=root, options=data_options(args.data_option), split_file=args.split_file, limit=args.limit
+    )
 
 
 def _write_json(out: Path, name: str, obj: Any) -> Path:
@@ -70,10 +81,14 @@ def run_audit(args: argparse.Namespace) -> int:
     r = audit(_data_cfg(args), args.output, args.threshold, args.min_corr, args.examples)
     ex, near = r["exact"], r["near"]
     print(f"{r['dataset']}: {r['n']} images {r['splits']} audited in {r['seconds']:.1f} s")
-    print(f"exact duplicates: {ex['redundant_rows']} redundant rows in {ex['groups']} groups "
-          f"({ex['label_conflicts']} groups with conflicting labels)")
-    print(f"near duplicates (pHash <= {r['threshold']} bits, corr >= {r['min_corr']}): "
-          f"{near['pairs_distinct_images']} pairs; redundant rows counting both: {near['redundant_rows_with_exact']}")
+    print(
+        f"exact duplicates: {ex['redundant_rows']} redundant rows in {ex['groups']} groups "
+        f"({ex['label_conflicts']} groups with conflicting labels)"
+    )
+    print(
+        f"near duplicates (pHash <= {r['threshold']} bits, corr >= {r['min_corr']}): "
+        f"{near['pairs_distinct_images']} pairs; redundant rows counting both: {near['redundant_rows_with_exact']}"
+    )
     print(f"{'split pair':14s} {'exact pairs':>12s} {'near pairs':>11s}")
     for pair, v in ex["pairs"].items():
         print(f"{pair:14s} {v:12d} {near['pairs'][pair]:11d}")
@@ -81,8 +96,10 @@ def run_audit(args: argparse.Namespace) -> int:
         exact = ex["leaks"][a]
         print(f"rows of {a} also in " + ", ".join(f"{b}: {exact[b]} exact, {v} exact or near" for b, v in per.items()))
     print("examples (exact): " + "; ".join(" = ".join(p) for p in ex["examples"][:4]))
-    print(f"wrote {Path(args.output) / 'audit.json'}; {r['exclude_train']} training rows to exclude in "
-          f"{r['files']['dedup']} (resemotenet train --exclude-file)")
+    print(
+        f"wrote {Path(args.output) / 'audit.json'}; {r['exclude_train']} training rows to exclude in "
+        f"{r['files']['dedup']} (resemotenet train --exclude-file)"
+    )
     return 0
 
 
@@ -111,9 +128,11 @@ def _print_recommendation(rec: dict[str, Any]) -> None:
     if rec["min_confidence"] is None:
         print(f"risk-coverage: {rec['note']}")
         return
-    print(f"risk-coverage: --min-confidence {rec['min_confidence']:.3f} keeps {100 * rec['coverage']:.1f} % of val "
-          f"faces at accuracy {rec['accuracy']:.4f} (target {rec['target_accuracy']:.2f}); "
-          f"{100 * rec['deferred']:.1f} % go to a person")
+    print(
+        f"risk-coverage: --min-confidence {rec['min_confidence']:.3f} keeps {100 * rec['coverage']:.1f} % of val "
+        f"faces at accuracy {rec['accuracy']:.4f} (target {rec['target_accuracy']:.2f}); "
+        f"{100 * rec['deferred']:.1f} % go to a person"
+    )
     if rec.get("test"):
         print(f"  on test: keeps {100 * rec['test']['coverage']:.1f} % at accuracy {rec['test']['accuracy']:.4f}")
 
@@ -128,6 +147,7 @@ def run_report(args: argparse.Namespace) -> int:
 # ---- resemotenet eval: trust flags ---------------------------------------------------------------
 def _checked(parse):
     """An argparse type from a library parser: a bad value fails before any evaluation runs."""
+
     def convert(value: str):
         from ..utils.errors import ConfigError
 
@@ -152,18 +172,26 @@ def _severity_list(value: str) -> list[int]:
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corruptions", type=_corruption_list, metavar="all|NAME,...",
-                   help="accuracy under gaussian_noise, blur, low_light, jpeg, occlusion")
+    p.add_argument(
+        "--corruptions",
+        type=_corruption_list,
+        metavar="all|NAME,...",
+        help="accuracy under gaussian_noise, blur, low_light, jpeg, occlusion",
+    )
     p.add_argument("--severities", type=_severity_list, default="1,2,3", help="corruption severities among 1,2,3")
     p.add_argument("--corruption-seed", type=int, default=0)
     p.add_argument("--attributes", metavar="CSV", help="per-group metrics; CSV header image,attribute,value")
-    p.add_argument("--risk-coverage", action="store_true",
-                   help="accuracy vs share handed to a person; recommends --min-confidence (chosen on val)")
+    p.add_argument(
+        "--risk-coverage",
+        action="store_true",
+        help="accuracy vs share handed to a person; recommends --min-confidence (chosen on val)",
+    )
     p.add_argument("--target-accuracy", type=float, default=0.9)
 
 
-def eval_extras(args: argparse.Namespace, model: Any, splits: dict, meta: dict, spec: Any,
-                temperature: float, result: Any) -> None:
+def eval_extras(
+    args: argparse.Namespace, model: Any, splits: dict, meta: dict, spec: Any, temperature: float, result: Any
+) -> None:
     """Run the trust analyses asked for on ``eval``'s command line; files go to ``--output``.
     ``result`` is the ``EvalResult`` of the split itself (its samples, probabilities, ids)."""
     out = Path(args.output) if args.output else None
@@ -173,8 +201,17 @@ def eval_extras(args: argparse.Namespace, model: Any, splits: dict, meta: dict, 
         from ..analysis.robustness import evaluate_corruptions, format_table
         from ..report import robustness_png
 
-        r = evaluate_corruptions(model, split, meta["labels"], spec, args.corruptions, args.severities,
-                                 temperature, seed=args.corruption_seed, batch_size=args.batch_size)
+        r = evaluate_corruptions(
+            model,
+            split,
+            meta["labels"],
+            spec,
+            args.corruptions,
+            args.severities,
+            temperature,
+            seed=args.corruption_seed,
+            batch_size=args.batch_size,
+        )
         print(format_table(r))
         if out:
             _write_json(out, "robustness.json", r)
@@ -182,8 +219,7 @@ def eval_extras(args: argparse.Namespace, model: Any, splits: dict, meta: dict, 
     if args.attributes:
         from ..analysis.slices import format_slices, read_attributes, slice_metrics
 
-        s = slice_metrics(probs, targets, list(result.ids), _labels(meta, split),
-                          read_attributes(args.attributes))
+        s = slice_metrics(probs, targets, list(result.ids), _labels(meta, split), read_attributes(args.attributes))
         print(format_slices(s))
         if out:
             _write_json(out, "slices.json", s)

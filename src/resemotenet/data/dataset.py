@@ -52,7 +52,9 @@ class Split:
     def subset(self, idx: np.ndarray | list[int], name: str | None = None) -> Split:
         idx = np.asarray(idx, dtype=np.int64)
         return replace(
-            self, name=name or self.name, labels=self.labels[idx],
+            self,
+            name=name or self.name,
+            labels=self.labels[idx],
             images=None if self.images is None else self.images[idx],
             paths=None if self.paths is None else [self.paths[i] for i in idx],
             boxes=None if self.boxes is None else self.boxes[idx],
@@ -98,8 +100,9 @@ def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
 
 def _check_pixels(p: Path, data: np.ndarray) -> None:
     """Refuse decompression bombs before decoding, from the header alone."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data.tobytes())) as im:
@@ -123,9 +126,11 @@ def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
         return np.stack([resize_face(im, size) for im in imgs]) if len(imgs) else imgs
     import hashlib
 
-    key = hashlib.sha256(json.dumps([split.source, split.paths,
-                                     None if split.boxes is None else split.boxes.tolist(),
-                                     size, gray]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        json.dumps(
+            [split.source, split.paths, None if split.boxes is None else split.boxes.tolist(), size, gray]
+        ).encode()
+    ).hexdigest()[:20]
     cached = cache_dir() / f"images-{key}.npy"
     if cached.is_file():
         return np.load(cached)
@@ -173,8 +178,13 @@ def build_splits(official: dict[str, Split], cfg: DataConfig) -> dict[str, Split
 
 def _carved(split: Split, cfg: DataConfig, part: str) -> tuple[Split, Split]:
     """Hold out a stratified part of ``split``; the choice is saved and reused by later runs."""
-    path = Path(cfg.split_file) if cfg.split_file else cache_dir() / "splits" / (
-        f"{cfg.name}-{_digest(split)}-{part}-{cfg.val_fraction}-seed{cfg.split_seed}.json")
+    path = (
+        Path(cfg.split_file)
+        if cfg.split_file
+        else cache_dir()
+        / "splits"
+        / (f"{cfg.name}-{_digest(split)}-{part}-{cfg.val_fraction}-seed{cfg.split_seed}.json")
+    )
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if part in saved:
         held_ids = set(saved[part])
@@ -216,9 +226,18 @@ class BatchLoader:
     which DistributedDataParallel requires.
     """
 
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, weights: torch.Tensor | None = None, seed: int = 0,
-                 rank: int = 0, world: int = 1, drop_last: bool = False):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        weights: torch.Tensor | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        drop_last: bool = False,
+    ):
         self.images, self.targets = images, targets
         self.batch_size, self.shuffle, self.weights = batch_size, shuffle, weights
         self.seed, self.rank, self.world, self.drop_last = seed, rank, world, drop_last
@@ -237,8 +256,8 @@ class BatchLoader:
     def indices(self) -> torch.Tensor:
         order = self._order()
         if self.drop_last and self.world > 1:
-            order = order[:len(order) - len(order) % self.world]
-        return order[self.rank::self.world]
+            order = order[: len(order) - len(order) % self.world]
+        return order[self.rank :: self.world]
 
     def __len__(self) -> int:
         n = len(self.indices())
@@ -247,5 +266,5 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self.indices()
         for b in range(len(self)):
-            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.images[sel], self.targets[sel]

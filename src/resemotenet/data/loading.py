@@ -58,7 +58,9 @@ def load(data: str | DataConfig, split: str | None = None, **fields: Any) -> Spl
     cfg = as_config(data, **fields)
     official = get_reader(cfg.name)(cfg.root, **cfg.options)
     if "all" not in official:
-        raise ConfigError(f"split 'all' scores a dataset without official splits (folder, expw); "
-                          f"{cfg.name} has {', '.join(sorted(official))}: pick one of them")
+        raise ConfigError(
+            f"split 'all' scores a dataset without official splits (folder, expw); "
+            f"{cfg.name} has {', '.join(sorted(official))}: pick one of them"
+        )
     every = official["all"]
     return every.subset(range(min(len(every), cfg.limit))) if cfg.limit else every

@@ -16,11 +16,20 @@ from torch.nn import functional as F
 from ..config import AugmentConfig, PreprocessSpec
 from ..preprocess import match_channels, normalize, preprocess_batch, resize_face, to_nchw
 
-__all__ = ["augment_batch", "gaussian_blur", "match_channels", "normalize", "preprocess_batch", "resize_face",
-           "respec", "ten_crop", "to_nchw"]
+__all__ = [
+    "augment_batch",
+    "gaussian_blur",
+    "match_channels",
+    "normalize",
+    "preprocess_batch",
+    "resize_face",
+    "respec",
+    "ten_crop",
+    "to_nchw",
+]
 
-def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig,
-                  gen: torch.Generator) -> torch.Tensor:
+
+def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """uint8 (N, C, H, W) -> augmented, normalised float (N, channels, size, size).
 
     Flip, shift, scale and rotation are one affine warp (which also resizes to ``spec.size``);
@@ -45,6 +54,7 @@ def augment_batch(x: torch.Tensor, spec: PreprocessSpec, aug: AugmentConfig,
 
 def _affine(n: int, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """(N, 2, 3) sampling matrices in normalised coordinates."""
+
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=gen)
 
@@ -53,10 +63,13 @@ def _affine(n: int, aug: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     angle = uniform(-aug.rotate, aug.rotate) * (math.pi / 180)
     tx, ty = uniform(-aug.shift, aug.shift) * 2, uniform(-aug.shift, aug.shift) * 2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin, tx], 1),
-        torch.stack([sin * flip, cos, ty], 1),
-    ], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, tx], 1),
+            torch.stack([sin * flip, cos, ty], 1),
+        ],
+        1,
+    )
     return theta
 
 
@@ -107,8 +120,12 @@ def _erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     x0 = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
     ys = torch.arange(h).view(1, h, 1)
     xs = torch.arange(w).view(1, 1, w)
-    mask = (ys >= y0.view(-1, 1, 1)) & (ys < (y0 + eh).view(-1, 1, 1)) \
-        & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + ew).view(-1, 1, 1))
+    mask = (
+        (ys >= y0.view(-1, 1, 1))
+        & (ys < (y0 + eh).view(-1, 1, 1))
+        & (xs >= x0.view(-1, 1, 1))
+        & (xs < (x0 + ew).view(-1, 1, 1))
+    )
     mask &= (torch.rand(n, generator=gen) < p).view(-1, 1, 1)
     noise = torch.randn(x.shape, generator=gen, dtype=x.dtype)
     return torch.where(mask.unsqueeze(1), noise, x)
@@ -120,8 +137,13 @@ def ten_crop(x: torch.Tensor, frac: float = 0.875) -> torch.Tensor:
     s = x.shape[-1]
     c = max(1, int(round(s * frac)))
     o = s - c
-    crops = [x[..., :c, :c], x[..., :c, o:], x[..., o:, :c], x[..., o:, o:],
-             x[..., o // 2:o // 2 + c, o // 2:o // 2 + c]]
+    crops = [
+        x[..., :c, :c],
+        x[..., :c, o:],
+        x[..., o:, :c],
+        x[..., o:, o:],
+        x[..., o // 2 : o // 2 + c, o // 2 : o // 2 + c],
+    ]
     crops = [F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False) for t in crops]
     crops += [t.flip(-1) for t in crops]
     return torch.stack(crops)
@@ -136,6 +158,7 @@ def respec(x: torch.Tensor, src: PreprocessSpec, dst: PreprocessSpec) -> torch.T
     std = torch.tensor(src.std, dtype=x.dtype).view(1, -1, 1, 1)
     raw = match_channels(x * std + mean, dst.channels)
     if raw.shape[-1] != dst.size:
-        raw = F.interpolate(raw, size=(dst.size, dst.size), mode="bilinear", align_corners=False,
-                            antialias=raw.shape[-1] > dst.size)
+        raw = F.interpolate(
+            raw, size=(dst.size, dst.size), mode="bilinear", align_corners=False, antialias=raw.shape[-1] > dst.size
+        )
     return normalize(raw, dst)

@@ -18,20 +18,27 @@ from ..models.checkpoint import average_states, model_from_state, save_model
 from ..utils.errors import ResEmoteNetError
 
 
-def recompute_bn(model: nn.Module, images: np.ndarray | torch.Tensor, spec: PreprocessSpec,
-                 batch_size: int = 256) -> int:
+def recompute_bn(
+    model: nn.Module, images: np.ndarray | torch.Tensor, spec: PreprocessSpec, batch_size: int = 256
+) -> int:
     """Reset and re-estimate every batch norm's running mean and variance from ``images`` (uint8,
     no augmentation), as a cumulative average over all of them. Returns the number of images."""
     if len(images) == 0:
         raise ResEmoteNetError("no images to re-estimate the batch-norm statistics from")
-    batches = (preprocess_batch(images[i:i + batch_size], spec) for i in range(0, len(images), batch_size))
+    batches = (preprocess_batch(images[i : i + batch_size], spec) for i in range(0, len(images), batch_size))
     torch.optim.swa_utils.update_bn(batches, model)
     model.eval()
     return len(images)
 
 
-def average_checkpoints(paths: list[str | Path], output: str | Path, bn_split: Split | None = None,
-                        half: bool = False, force: bool = False, batch_size: int = 256) -> dict[str, Any]:
+def average_checkpoints(
+    paths: list[str | Path],
+    output: str | Path,
+    bn_split: Split | None = None,
+    half: bool = False,
+    force: bool = False,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Average ``paths`` into ``output`` (.safetensors or .pt); ``bn_split``'s images (at the
     checkpoints' input size, un-augmented) re-estimate the batch norms."""
     output = Path(output)

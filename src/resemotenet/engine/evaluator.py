@@ -15,11 +15,11 @@ from torch import nn
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..data.transforms import ten_crop
-from ..preprocess import FaceTransform
-from ..utils.progress import track
 from ..labels import shared_labels
 from ..metrics import classification_metrics
+from ..preprocess import FaceTransform
 from ..utils.errors import DataError
+from ..utils.progress import track
 
 TTA = ("none", "flip", "tencrop")
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -39,9 +39,16 @@ def _forward_fn(model: nn.Module | Forward, device: torch.device | None, amp: bo
     return run
 
 
-def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor, spec: PreprocessSpec,
-                  temperature: float = 1.0, batch_size: int = 256, tta: str = "none",
-                  device: torch.device | None = None, amp: bool = False) -> np.ndarray:
+def predict_probs(
+    model: nn.Module | Forward,
+    images: np.ndarray | torch.Tensor,
+    spec: PreprocessSpec,
+    temperature: float = 1.0,
+    batch_size: int = 256,
+    tta: str = "none",
+    device: torch.device | None = None,
+    amp: bool = False,
+) -> np.ndarray:
     """Class probabilities (N, C) for uint8 images; TTA averages the probabilities of the views."""
     if tta not in TTA:
         raise DataError(f"unknown test-time augmentation {tta!r}; valid: {', '.join(TTA)}")
@@ -50,7 +57,7 @@ def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor,
     out = []
     starts = range(0, len(images), batch_size)
     for i in track(starts, total=len(starts), desc=f"scoring {len(images):,} faces", unit="batch"):
-        x = transform(images[i:i + batch_size])
+        x = transform(images[i : i + batch_size])
         views = {"none": x.unsqueeze(0), "flip": torch.stack([x, x.flip(-1)]), "tencrop": None}[tta]
         if views is None:
             views = ten_crop(x)
@@ -59,8 +66,9 @@ def predict_probs(model: nn.Module | Forward, images: np.ndarray | torch.Tensor,
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def restrict(probs: np.ndarray, y: np.ndarray, model_labels: tuple[str, ...],
-             data_labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def restrict(
+    probs: np.ndarray, y: np.ndarray, model_labels: tuple[str, ...], data_labels: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Keep the labels both sets share: samples of other classes are dropped and the model's
     probabilities are renormalised over the shared classes."""
     shared = shared_labels(tuple(data_labels), tuple(model_labels))
@@ -106,10 +114,18 @@ class EvalResult(Mapping):
         return cls(json.loads(text), np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
 
 
-def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, ...] | list[str],
-             spec: PreprocessSpec, temperature: float = 1.0, tta: str = "none",
-             batch_size: int = 256, device: torch.device | None = None,
-             amp: bool = False, only_present: bool = False) -> EvalResult:
+def evaluate(
+    model: nn.Module | Forward,
+    split: Split,
+    model_labels: tuple[str, ...] | list[str],
+    spec: PreprocessSpec,
+    temperature: float = 1.0,
+    tta: str = "none",
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    amp: bool = False,
+    only_present: bool = False,
+) -> EvalResult:
     """Metrics of ``model`` on ``split``; label sets that differ are compared on shared labels.
 
     ``only_present`` restricts the model's choice to the classes that occur in ``split`` (a team's
@@ -127,8 +143,10 @@ def evaluate(model: nn.Module | Forward, split: Split, model_labels: tuple[str, 
     if model_labels != data_labels:
         ids = [i for i, v in zip(ids, y) if data_labels[int(v)] in model_labels]
         probs, y, shared = restrict(probs, y, model_labels, data_labels)
-        note = (f"labels differ: model {list(model_labels)} vs data {list(data_labels)}; "
-                f"evaluated on the {len(shared)} shared labels ({len(y)} of {len(split)} samples)")
+        note = (
+            f"labels differ: model {list(model_labels)} vs data {list(data_labels)}; "
+            f"evaluated on the {len(shared)} shared labels ({len(y)} of {len(split)} samples)"
+        )
         labels = shared
     else:
         labels = model_labels

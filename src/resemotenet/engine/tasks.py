@@ -14,8 +14,7 @@ from ..utils.errors import ConfigError
 class ClassificationTask:
     """Cross-entropy with optional label smoothing, class weights, soft targets and mixup."""
 
-    def __init__(self, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None,
-                 mixup: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None, mixup: float = 0.0):
         self.label_smoothing = label_smoothing
         self.class_weights = class_weights
         self.mixup = mixup
@@ -34,8 +33,9 @@ class ClassificationTask:
         perm = torch.randperm(x.shape[0], generator=gen)
         return lam * x + (1 - lam) * x[perm], lam * t + (1 - lam) * t[perm]
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.targets(y, _num_classes(model))
         x, t = self.mix(x, t, gen)
         logits = model(x)
@@ -55,20 +55,29 @@ class DistillationTask(ClassificationTask):
     The frozen teacher sees the same augmented batch, converted to its own preprocessing.
     """
 
-    def __init__(self, teacher: nn.Module, student_spec: PreprocessSpec, teacher_spec: PreprocessSpec,
-                 alpha: float = 0.5, temperature: float = 4.0, **kw):
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student_spec: PreprocessSpec,
+        teacher_spec: PreprocessSpec,
+        alpha: float = 0.5,
+        temperature: float = 4.0,
+        **kw,
+    ):
         super().__init__(**kw)
         if not 0.0 <= alpha <= 1.0 or temperature <= 0:
-            raise ConfigError(f"distillation needs 0 <= alpha <= 1 and temperature > 0, got alpha={alpha}, "
-                              f"temperature={temperature}")
+            raise ConfigError(
+                f"distillation needs 0 <= alpha <= 1 and temperature > 0, got alpha={alpha}, temperature={temperature}"
+            )
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.student_spec, self.teacher_spec = student_spec, teacher_spec
         self.alpha, self.temperature = alpha, temperature
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.targets(y, _num_classes(model))
         x, t = self.mix(x, t, gen)
         with torch.no_grad():
@@ -76,8 +85,16 @@ class DistillationTask(ClassificationTask):
         logits = model(x)
         ce = self.cross_entropy(logits, t)
         tau = self.temperature
-        kl = F.kl_div(F.log_softmax(logits.float() / tau, 1), F.log_softmax(teacher_logits / tau, 1),
-                      reduction="batchmean", log_target=True) * tau * tau
+        kl = (
+            F.kl_div(
+                F.log_softmax(logits.float() / tau, 1),
+                F.log_softmax(teacher_logits / tau, 1),
+                reduction="batchmean",
+                log_target=True,
+            )
+            * tau
+            * tau
+        )
         return (1 - self.alpha) * ce + self.alpha * kl, logits
 
 

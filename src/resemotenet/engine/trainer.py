@@ -41,14 +41,17 @@ def load_data(cfg: TrainConfig) -> dict[str, Split]:
     wanted = label_names(cfg.model.num_classes)
     for s in splits.values():
         if tuple(s.label_names) != wanted:
-            raise ConfigError(f"dataset labels {list(s.label_names)} do not match model.num_classes="
-                              f"{cfg.model.num_classes} ({list(wanted)})")
+            raise ConfigError(
+                f"dataset labels {list(s.label_names)} do not match model.num_classes="
+                f"{cfg.model.num_classes} ({list(wanted)})"
+            )
     return splits
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    model = create_model(cfg.model.name, num_classes=cfg.model.num_classes,
-                         in_chans=cfg.preprocess.channels, **cfg.model.kwargs)
+    model = create_model(
+        cfg.model.name, num_classes=cfg.model.num_classes, in_chans=cfg.preprocess.channels, **cfg.model.kwargs
+    )
     if cfg.init_from:
         _init_from(model, cfg)
     if cfg.freeze_stem:
@@ -66,18 +69,20 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     if meta["model"] != cfg.model.name:
         raise CheckpointError(f"{path}: holds {meta['model']!r}, config asks for {cfg.model.name!r}")
     own = model.state_dict()
-    fits = {k: v.float() if v.is_floating_point() else v for k, v in state.items()
-            if k in own and own[k].shape == v.shape}
+    fits = {
+        k: v.float() if v.is_floating_point() else v for k, v in state.items() if k in own and own[k].shape == v.shape
+    }
     missing = set(own) - set(fits)
     if any(not k.startswith("fc4.") for k in missing):
-        raise CheckpointError(f"{path}: weights do not fit {cfg.model.name!r} "
-                              f"(e.g. {sorted(missing)[:3]}); check preprocess.channels")
+        raise CheckpointError(
+            f"{path}: weights do not fit {cfg.model.name!r} (e.g. {sorted(missing)[:3]}); check preprocess.channels"
+        )
     model.load_state_dict(fits, strict=False)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for _name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -113,8 +118,10 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
     present = [n for n in RUN_FILES if (out / n).exists()]
     if not resume:
         if present and not force:
-            raise ConfigError(f"{out}: holds a run ({', '.join(present)}); continue it with --resume, "
-                              f"or pass --force to start over (its files are replaced), or choose another -o")
+            raise ConfigError(
+                f"{out}: holds a run ({', '.join(present)}); continue it with --resume, "
+                f"or pass --force to start over (its files are replaced), or choose another -o"
+            )
         if present and force and D.is_main():
             for n in present + [p.name for p in out.glob("epoch*.safetensors")]:
                 (out / n).unlink(missing_ok=True)
@@ -129,8 +136,10 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
         raise CheckpointError(f"{last}: holds no training settings; it cannot be resumed") from None
     changed = _changed(saved, cfg.to_dict())
     if changed:
-        raise ConfigError(f"{out}: --resume with settings that differ from the run's ({'; '.join(changed[:4])}); "
-                          f"resume with the run's own settings, or start a new run in another -o")
+        raise ConfigError(
+            f"{out}: --resume with settings that differ from the run's ({'; '.join(changed[:4])}); "
+            f"resume with the run's own settings, or start a new run in another -o"
+        )
 
 
 def _changed(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
@@ -177,11 +186,21 @@ class Trainer:
         targets = torch.as_tensor(train.soft if train.soft is not None else train.labels)
         counts = torch.as_tensor(train.counts(), dtype=torch.float).clamp_min(1)
         weights = (1.0 / counts)[torch.as_tensor(train.labels)] if cfg.balance == "sampler" else None
-        self.loader = BatchLoader(self.train_images, targets, cfg.batch_size, shuffle=True, weights=weights,
-                                  seed=cfg.seed, rank=self.rank, world=self.world, drop_last=True)
+        self.loader = BatchLoader(
+            self.train_images,
+            targets,
+            cfg.batch_size,
+            shuffle=True,
+            weights=weights,
+            seed=cfg.seed,
+            rank=self.rank,
+            world=self.world,
+            drop_last=True,
+        )
         if len(self.loader) == 0:
-            raise ConfigError(f"batch_size {cfg.batch_size} x {self.world} process(es) exceeds the "
-                              f"{len(train)} training samples")
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} x {self.world} process(es) exceeds the {len(train)} training samples"
+            )
         self.model = build_model(cfg).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -190,16 +209,20 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model)
         self.opt = make_optimizer(cfg, self.model)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+            self.opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        )
         cw = (counts.sum() / (len(counts) * counts)) if cfg.balance == "loss" else None
         self.task = self._task(cw)
         self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
         self.stopper = EarlyStopping(cfg.patience)
         self.start_epoch, self.step = 0, 0
-        self.meta = make_meta(cfg.model.name, {"num_classes": cfg.model.num_classes,
-                                               "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
-                              cfg.preprocess, label_names(cfg.model.num_classes),
-                              dataset=cfg.data.name)
+        self.meta = make_meta(
+            cfg.model.name,
+            {"num_classes": cfg.model.num_classes, "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
+            cfg.preprocess,
+            label_names(cfg.model.num_classes),
+            dataset=cfg.data.name,
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
 
     def _task(self, class_weights: torch.Tensor | None) -> ClassificationTask:
@@ -211,18 +234,25 @@ class Trainer:
 
         state, meta, _ = load_checkpoint(cfg.teacher)
         if list(meta["labels"]) != list(label_names(cfg.model.num_classes)):
-            raise ConfigError(f"{cfg.teacher}: teacher labels {meta['labels']} differ from the student's "
-                              f"{list(label_names(cfg.model.num_classes))}")
+            raise ConfigError(
+                f"{cfg.teacher}: teacher labels {meta['labels']} differ from the student's "
+                f"{list(label_names(cfg.model.num_classes))}"
+            )
         teacher = model_from_state(state, meta, cfg.teacher).to(self.device)
-        return DistillationTask(teacher, cfg.preprocess, preprocess_of(teacher),
-                                cfg.distill_alpha, cfg.distill_temperature, **kw)
+        return DistillationTask(
+            teacher, cfg.preprocess, preprocess_of(teacher), cfg.distill_alpha, cfg.distill_temperature, **kw
+        )
 
     # ---- checkpoints ----------------------------------------------------------------------
     def _save(self, name: str, epoch: int) -> None:
         extra = {
-            "optimizer": self.opt.state_dict(), "plateau": self.plateau.state_dict(),
-            "epoch": epoch, "step": self.step, "stopper": self.stopper.state_dict(),
-            "gen_state": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "optimizer": self.opt.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "epoch": epoch,
+            "step": self.step,
+            "stopper": self.stopper.state_dict(),
+            "gen_state": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
             "config": json.dumps(self.cfg.to_dict()),
         }
         save_model(self.out / name, self.model, self.meta, extra=extra)
@@ -256,13 +286,24 @@ class Trainer:
                 break
             t0 = time.perf_counter()
             train_loss, train_acc = self._train_epoch(epoch, steps, total)
-            row = {"epoch": epoch, "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss,
-                   "train_acc": train_acc, "epoch_time_s": time.perf_counter() - t0}
+            row = {
+                "epoch": epoch,
+                "lr": self.opt.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "epoch_time_s": time.perf_counter() - t0,
+            }
             stop = False
             if self.main:
-                val = evaluate(self.model, self.splits["val"], self.meta["labels"], cfg.preprocess,
-                               batch_size=cfg.eval_batch_size, tta="flip" if cfg.eval_flip else "none",
-                               device=self.device)
+                val = evaluate(
+                    self.model,
+                    self.splits["val"],
+                    self.meta["labels"],
+                    cfg.preprocess,
+                    batch_size=cfg.eval_batch_size,
+                    tta="flip" if cfg.eval_flip else "none",
+                    device=self.device,
+                )
                 row.update(val_loss=val["nll"], val_acc=val["accuracy"], val_macro_f1=val["macro_f1"])
                 improved = self.stopper.update(val["accuracy"])
                 if cfg.scheduler == "plateau":
@@ -270,14 +311,18 @@ class Trainer:
                 row["best_val_acc"] = self.stopper.best
                 self._save("last.pt", epoch)
                 if cfg.save_every_epoch:
-                    save_model(self.out / f"epoch{epoch + 1:03d}.safetensors", self.model,
-                               {**self.meta, "epoch": epoch})
+                    save_model(
+                        self.out / f"epoch{epoch + 1:03d}.safetensors", self.model, {**self.meta, "epoch": epoch}
+                    )
                 if improved:
                     self._save("best.pt", epoch)
                 logger.log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-                print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
-                      f"val_acc {val['accuracy']:.4f} val_loss {val['nll']:.4f} "
-                      f"({row['epoch_time_s']:.0f}s){' *' if improved else ''}", flush=True)
+                print(
+                    f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
+                    f"val_acc {val['accuracy']:.4f} val_loss {val['nll']:.4f} "
+                    f"({row['epoch_time_s']:.0f}s){' *' if improved else ''}",
+                    flush=True,
+                )
                 stop = self.stopper.should_stop
             if D.broadcast_object(stop):
                 break
@@ -320,15 +365,24 @@ class Trainer:
         if self.main:
             state, meta, extra = load_checkpoint(self.out / "best.pt")
             best = model_from_state(state, meta).to(self.device)
-            test = evaluate(best, self.splits["test"], meta["labels"], self.cfg.preprocess,
-                            batch_size=self.cfg.eval_batch_size, device=self.device)
+            test = evaluate(
+                best,
+                self.splits["test"],
+                meta["labels"],
+                self.cfg.preprocess,
+                batch_size=self.cfg.eval_batch_size,
+                device=self.device,
+            )
             test = test.to_dict()
             test["best_epoch"] = int(extra["epoch"])
             atomic_write_text(self.out / "test_metrics.json", json.dumps(test, indent=2))
             result["test"] = test
-            print(f"best epoch {test['best_epoch'] + 1}: val_acc {self.stopper.best:.4f}; "
-                  f"test ({self.splits['test'].name}) acc {test['accuracy']:.4f} "
-                  f"macro-F1 {test['macro_f1']:.4f}", flush=True)
+            print(
+                f"best epoch {test['best_epoch'] + 1}: val_acc {self.stopper.best:.4f}; "
+                f"test ({self.splits['test'].name}) acc {test['accuracy']:.4f} "
+                f"macro-F1 {test['macro_f1']:.4f}",
+                flush=True,
+            )
         D.barrier()
         D.cleanup()
         return result
@@ -340,4 +394,3 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False) -> dict[s
     ``resume`` continues the run in ``cfg.output`` exactly (same settings required); ``force``
     replaces a run already there. Without either, a folder holding a run is refused."""
     return Trainer(cfg, resume, force).fit()
-

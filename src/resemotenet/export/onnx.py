@@ -274,7 +274,9 @@ def export_onnx(
         try:
             session = ort_session(tmp)
         except CheckpointError as exc:  # the graph just written does not load
-            raise ExportError(f"onnxruntime cannot load the exported graph ({str(exc).split(' (', 1)[-1][:200]}") from exc
+            raise ExportError(
+                f"onnxruntime cannot load the exported graph ({str(exc).split(' (', 1)[-1][:200]}"
+            ) from exc
         report = parity(model, session, x)
         del session
         if report["max_abs_diff"] > ATOL or report["argmax_same"] != report["n_check"]:

@@ -48,8 +48,14 @@ class _FileBackend(_Backend):
     """Shared by the engines that run an exported ONNX file: metadata from the file, completed by
     ``overrides`` (a partial meta dict) and the keyword shortcuts (``SHORTCUTS``), which win."""
 
-    def _describe(self, path: Path, props: dict[str, str], overrides: dict[str, Any] | None,
-                  shortcuts: dict[str, Any], outputs: int | None) -> None:
+    def _describe(
+        self,
+        path: Path,
+        props: dict[str, str],
+        overrides: dict[str, Any] | None,
+        shortcuts: dict[str, Any],
+        outputs: int | None,
+    ) -> None:
         unknown = sorted(set(shortcuts) - set(SHORTCUTS))
         if unknown:
             raise ConfigError(f"unknown option(s) {unknown}; valid: {', '.join(SHORTCUTS)}")
@@ -94,8 +100,9 @@ class OnnxBackend(_FileBackend):
     explicit overrides when it has none (``overrides`` is a partial meta dict; the keyword
     arguments are the command-line style shortcuts and win over both)."""
 
-    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
-                 **shortcuts: Any):
+    def __init__(
+        self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None, **shortcuts: Any
+    ):
         from ..utils.ort import ort_session
 
         path = Path(path)
@@ -105,8 +112,13 @@ class OnnxBackend(_FileBackend):
         # (C, S, S) when the file fixes them, else None per axis
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape[1:])
         out_dim = self.session.get_outputs()[0].shape[-1]
-        self._describe(path, self.session.get_modelmeta().custom_metadata_map, overrides, shortcuts,
-                       out_dim if isinstance(out_dim, int) else None)
+        self._describe(
+            path,
+            self.session.get_modelmeta().custom_metadata_map,
+            overrides,
+            shortcuts,
+            out_dim if isinstance(out_dim, int) else None,
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, self.input_shape)
@@ -144,8 +156,16 @@ class OpenVinoBackend(_FileBackend):
     where OpenVINO reports native bf16 (AVX512_BF16 / AMX); ``hint`` is OpenVINO's performance
     hint, LATENCY (one request at a time, as the predictor runs) or THROUGHPUT."""
 
-    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, threads: int | None = None,
-                 *, precision: str = "fp32", hint: str = "LATENCY", **shortcuts: Any):
+    def __init__(
+        self,
+        path: str | Path,
+        overrides: dict[str, Any] | None = None,
+        threads: int | None = None,
+        *,
+        precision: str = "fp32",
+        hint: str = "LATENCY",
+        **shortcuts: Any,
+    ):
         ov = import_extra("openvino", "openvino")
         import threading
 
@@ -167,8 +187,9 @@ class OpenVinoBackend(_FileBackend):
         pshape = model.inputs[0].get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in list(pshape)[1:])
         out_dim = model.outputs[0].get_partial_shape()[-1]
-        self._describe(path, _ov_props(model), overrides, shortcuts,
-                       out_dim.get_length() if out_dim.is_static else None)
+        self._describe(
+            path, _ov_props(model), overrides, shortcuts, out_dim.get_length() if out_dim.is_static else None
+        )
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
             "PERFORMANCE_HINT": hint.upper(),

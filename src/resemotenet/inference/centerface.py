@@ -38,8 +38,14 @@ def weights_path() -> Path:
     return Path(str(resources.files("resemotenet") / "weights" / "centerface.onnx"))
 
 
-def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, landmarks: np.ndarray,
-           min_score: float = 0.5, nms_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    landmarks: np.ndarray,
+    min_score: float = 0.5,
+    nms_threshold: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (N, 4) as x0, y0, x1, y1, scores (N,) and landmarks (N, 5, 2) as (x, y), in pixels of
     the network input, best first, after non-maximum suppression (``cv2.dnn.NMSBoxes``)."""
     import cv2
@@ -58,8 +64,9 @@ def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, landmarks
     lm = np.asarray(landmarks, np.float32)[0][:, ys, xs].T.reshape(-1, 5, 2)  # (N, 5, (y, x))
     points = np.stack([x0[:, None] + lm[..., 1] * bw[:, None], y0[:, None] + lm[..., 0] * bh[:, None]], axis=-1)
     xywh = np.stack([x0, y0, bw, bh], axis=1).astype(np.float64)
-    keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), min_score, nms_threshold),
-                      dtype=np.int64).reshape(-1)
+    keep = np.asarray(
+        cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), min_score, nms_threshold), dtype=np.int64
+    ).reshape(-1)
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     return boxes[keep], scores[keep], points[keep]
 
@@ -92,8 +99,15 @@ class CenterFaceDetector:
 
     name = "centerface"
 
-    def __init__(self, max_side: int = 480, min_score: float = 0.3, nms_threshold: float = 0.3,
-                 backend: str = "auto", model_path: str | Path | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        max_side: int = 480,
+        min_score: float = 0.3,
+        nms_threshold: float = 0.3,
+        backend: str = "auto",
+        model_path: str | Path | None = None,
+        threads: int | None = None,
+    ):
         if not isinstance(max_side, int) or max_side < MULTIPLE:
             raise ConfigError(f"centerface: max_side must be an integer >= {MULTIPLE}, got {max_side!r}")
         if not (0.0 < min_score < 1.0 and 0.0 < nms_threshold <= 1.0):
@@ -102,8 +116,10 @@ class CenterFaceDetector:
             raise ConfigError(f"centerface: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         self.path = Path(model_path) if model_path else weights_path()
         if not self.path.is_file():
-            raise ConfigError(f"{self.path}: CenterFace model file not found (reinstall resemotenet, "
-                              "or rebuild it with tools/fetch_centerface.sh)")
+            raise ConfigError(
+                f"{self.path}: CenterFace model file not found (reinstall resemotenet, "
+                "or rebuild it with tools/fetch_centerface.sh)"
+            )
         self.max_side, self.min_score, self.nms_threshold = max_side, min_score, nms_threshold
         self.backend = _pick_backend(backend)
         self._run = _OnnxRuntimeNet(self.path, threads) if self.backend == "onnxruntime" else _OpenCVNet(self.path)

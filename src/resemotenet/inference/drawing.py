@@ -15,9 +15,17 @@ from .results import FaceResult
 
 _ENCODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-_COLORS = {"angry": (230, 40, 40), "disgust": (120, 170, 40), "fear": (150, 60, 200), "happy": (250, 200, 0),
-           "sad": (40, 110, 230), "surprise": (250, 130, 0), "neutral": (200, 200, 200),
-           "contempt": (160, 100, 60), UNCERTAIN: (255, 255, 255)}
+_COLORS = {
+    "angry": (230, 40, 40),
+    "disgust": (120, 170, 40),
+    "fear": (150, 60, 200),
+    "happy": (250, 200, 0),
+    "sad": (40, 110, 230),
+    "surprise": (250, 130, 0),
+    "neutral": (200, 200, 200),
+    "contempt": (160, 100, 60),
+    UNCERTAIN: (255, 255, 255),
+}
 
 
 def blur_faces(rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:

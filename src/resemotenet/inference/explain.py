@@ -47,16 +47,18 @@ def _torch_model(model_or_predictor: Any) -> nn.Module:
     return cached
 
 
-def explain(model_or_predictor: Any, face_crop: np.ndarray, target: int | str | None = None,
-            layer: str | None = None) -> np.ndarray:
+def explain(
+    model_or_predictor: Any, face_crop: np.ndarray, target: int | str | None = None, layer: str | None = None
+) -> np.ndarray:
     """Grad-CAM heat map (H, W) float32 in [0, 1] over a uint8 face crop (H, W) or (H, W, 3), for
     class ``target`` (an index or label; default: the predicted class). ``layer`` overrides the
     block (see the module notes). A map that is zero everywhere means no evidence for the class."""
     model = _torch_model(model_or_predictor)
     meta = getattr(model, "pretrained_cfg", None) or {}
     if "preprocess" not in meta:
-        raise ConfigError("the model has no pretrained_cfg (labels and preprocessing); load it with "
-                          "resemotenet.load_model")
+        raise ConfigError(
+            "the model has no pretrained_cfg (labels and preprocessing); load it with resemotenet.load_model"
+        )
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     crop = np.asarray(face_crop)
     if crop.dtype != np.uint8 or crop.ndim not in (2, 3) or (crop.ndim == 3 and crop.shape[2] != 3) or 0 in crop.shape:
@@ -99,8 +101,7 @@ def _target(target: int | str | None, meta: dict[str, Any], logits: torch.Tensor
     return int(target)
 
 
-def explain_faces(predictor: Any, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray,
-                                                                    np.ndarray]]:
+def explain_faces(predictor: Any, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
     """(box, face crop exactly as the Predictor classifies it, heat map) for every face of an RGB
     frame; each map explains the class the model predicts for that crop."""
     return [(box, crop, explain(predictor, crop)) for box, crop in predictor.detect(image)]

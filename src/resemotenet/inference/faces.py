@@ -56,8 +56,7 @@ def _sorted(dets: list[Detection]) -> list[Detection]:
 
 
 def _clip(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box | None:
-    box = (max(0, round(x0)), max(0, round(y0)),
-           min(width, round(x1)), min(height, round(y1)))
+    box = (max(0, round(x0)), max(0, round(y0)), min(width, round(x1)), min(height, round(y1)))
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
@@ -75,8 +74,9 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, min_face: int = 48, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 cascade: str | Path | None = None):
+    def __init__(
+        self, min_face: int = 48, scale_factor: float = 1.1, min_neighbors: int = 5, cascade: str | Path | None = None
+    ):
         import cv2
 
         if min_face < 8 or scale_factor <= 1.0 or min_neighbors < 0:
@@ -94,10 +94,10 @@ class HaarDetector:
         h, w = gray.shape[:2]
         scale = min(1.0, 24.0 / self.min_face)
         if scale < 1.0:
-            gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                              interpolation=cv2.INTER_AREA)
-        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
-                                              minNeighbors=self.min_neighbors, minSize=(24, 24))
+            gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        found = self.cascade.detectMultiScale(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(24, 24)
+        )
         out = []
         for x, y, bw, bh in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
             box = _clip(x, y, x + bw, y + bh, w, h)
@@ -121,14 +121,19 @@ class MediaPipeDetector:
         except ImportError as exc:
             if (exc.name or "mediapipe").split(".")[0] == "mediapipe":
                 raise MissingExtraError("mediapipe", "mediapipe") from exc
-            raise ConfigError(f"mediapipe is installed but cannot be imported ({exc}); reinstall it: "
-                              "pip install 'resemotenet[mediapipe]'") from exc
+            raise ConfigError(
+                f"mediapipe is installed but cannot be imported ({exc}); reinstall it: "
+                "pip install 'resemotenet[mediapipe]'"
+            ) from exc
         solutions = getattr(mp, "solutions", None)
         if solutions is None or not hasattr(solutions, "face_detection"):
-            raise ConfigError(f"mediapipe {getattr(mp, '__version__', '?')} lacks solutions.face_detection; "
-                              "install the tested version: pip install 'resemotenet[mediapipe]'")
+            raise ConfigError(
+                f"mediapipe {getattr(mp, '__version__', '?')} lacks solutions.face_detection; "
+                "install the tested version: pip install 'resemotenet[mediapipe]'"
+            )
         self._fd = solutions.face_detection.FaceDetection(
-            model_selection=model_selection, min_detection_confidence=min_score)
+            model_selection=model_selection, min_detection_confidence=min_score
+        )
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         import cv2
@@ -154,13 +159,20 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, model_path: str | Path | None = None, min_score: float = 0.7,
-                 nms_threshold: float = 0.3, max_side: int = 640):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        min_score: float = 0.7,
+        nms_threshold: float = 0.3,
+        max_side: int = 640,
+    ):
         import cv2
 
         if not model_path:
-            raise ConfigError("yunet needs its ONNX model: pass --yunet-model PATH "
-                              "(face_detection_yunet_2023mar.onnx from the OpenCV model zoo)")
+            raise ConfigError(
+                "yunet needs its ONNX model: pass --yunet-model PATH "
+                "(face_detection_yunet_2023mar.onnx from the OpenCV model zoo)"
+            )
         path = Path(model_path)
         if not path.is_file():
             raise ConfigError(f"{path}: YuNet model file not found")
@@ -184,7 +196,7 @@ class YuNetDetector:
         self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, faces = self._net.detect(bgr)
         out = []
-        for row in (faces if faces is not None else np.zeros((0, 15))):
+        for row in faces if faces is not None else np.zeros((0, 15)):
             x, y, bw, bh = row[:4] / scale
             box = _clip(x, y, x + bw, y + bh, w, h)
             if box:
@@ -202,8 +214,9 @@ class FaceFollower:
     late. ``redetect_every=1`` searches every frame whole. Works with any detector callable.
     """
 
-    def __init__(self, detector: Callable[[np.ndarray], list[Detection]], redetect_every: int = 10,
-                 window: float = 1.0):
+    def __init__(
+        self, detector: Callable[[np.ndarray], list[Detection]], redetect_every: int = 10, window: float = 1.0
+    ):
         if redetect_every < 1 or window < 0:
             raise ConfigError(f"redetect_every must be >= 1 and window >= 0, got {redetect_every}, {window}")
         self.detector, self.redetect_every, self.window = detector, redetect_every, window
@@ -231,8 +244,11 @@ def _dedupe(dets: list[Detection], overlap: float = 0.5) -> list[Detection]:
     for d in sorted(dets, key=lambda d: -d.score):
         x0, y0, x1, y1 = d.box
         area = (x1 - x0) * (y1 - y0)
-        if all(max(0, min(x1, k.box[2]) - max(x0, k.box[0])) * max(0, min(y1, k.box[3]) - max(y0, k.box[1]))
-               < overlap * area for k in kept):
+        if all(
+            max(0, min(x1, k.box[2]) - max(x0, k.box[0])) * max(0, min(y1, k.box[3]) - max(y0, k.box[1]))
+            < overlap * area
+            for k in kept
+        ):
             kept.append(d)
     return kept
 
@@ -244,7 +260,10 @@ def _centerface(**options: Any) -> Callable[[np.ndarray], list[Detection]]:
 
 
 DETECTORS: dict[str, Callable[..., Callable[[np.ndarray], list[Detection]]]] = {
-    "centerface": _centerface, "haar": HaarDetector, "mediapipe": MediaPipeDetector, "yunet": YuNetDetector,
+    "centerface": _centerface,
+    "haar": HaarDetector,
+    "mediapipe": MediaPipeDetector,
+    "yunet": YuNetDetector,
 }
 DEFAULT_DETECTOR = "centerface"
 

@@ -38,8 +38,9 @@ def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> 
 
     resolve_device(device)  # a typo'd or unavailable device is refused whatever the backend
     if isinstance(model, nn.Module) and not getattr(model, "pretrained_cfg", None):
-        raise ConfigError("the model has no pretrained_cfg (labels and preprocessing); "
-                          "load it with resemotenet.load_model")
+        raise ConfigError(
+            "the model has no pretrained_cfg (labels and preprocessing); load it with resemotenet.load_model"
+        )
     if model is not None and not isinstance(model, nn.Module) and callable(model) and hasattr(model, "meta"):
         return model  # an already opened backend (torch or onnxruntime)
     return open_backend(model, device=device)
@@ -80,8 +81,9 @@ class IoUTracker:
     def update(self, boxes: list[Box], probs: np.ndarray) -> tuple[list[int], np.ndarray]:
         """(track id per box, smoothed probabilities per box) for one frame."""
         self.step += 1
-        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
-                       reverse=True)
+        pairs = sorted(
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
+        )
         match: dict[int, int] = {}
         used: set[int] = set()
         for score, ti, bi in pairs:
@@ -124,12 +126,19 @@ class Predictor:
     are RGB (``bgr=True`` for arrays straight from OpenCV).
     """
 
-    def __init__(self, model: str | os.PathLike | nn.Module | None = None,
-                 detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR,
-                 margin: float | None = None,
-                 min_confidence: float = 0.0, batch_size: int = 32, smoothing: float = 0.6,
-                 device: str = "cpu", detector_options: dict[str, Any] | None = None,
-                 redetect_every: int = 10, align: bool | None = None):
+    def __init__(
+        self,
+        model: str | os.PathLike | nn.Module | None = None,
+        detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR,
+        margin: float | None = None,
+        min_confidence: float = 0.0,
+        batch_size: int = 32,
+        smoothing: float = 0.6,
+        device: str = "cpu",
+        detector_options: dict[str, Any] | None = None,
+        redetect_every: int = 10,
+        align: bool | None = None,
+    ):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.backend = _backend(model, device)
@@ -157,12 +166,13 @@ class Predictor:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(crops), self.batch_size):
-            logits = self.backend(self.transform(crops[i:i + self.batch_size]))
+            logits = self.backend(self.transform(crops[i : i + self.batch_size]))
             out.append(torch.softmax(logits.float() / self.temperature, -1).numpy())
         return np.concatenate(out)
 
-    def detect(self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None
-               ) -> list[tuple[Box, np.ndarray]]:
+    def detect(
+        self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None
+    ) -> list[tuple[Box, np.ndarray]]:
         """(face box, crop with margin) for every face in the frame (found by ``detector``,
         default: the Predictor's own)."""
         h, w = rgb.shape[:2]
@@ -189,8 +199,17 @@ class Predictor:
         if score < self.min_confidence:
             label = UNCERTAIN
             top2 = [(self.labels[i], float(probs[i])) for i in order[:2]]
-        return FaceResult(frame.source, frame.index, frame.timestamp, box, label, score,
-                          {n: float(p) for n, p in zip(self.labels, probs, strict=True)}, track, top2)
+        return FaceResult(
+            frame.source,
+            frame.index,
+            frame.timestamp,
+            box,
+            label,
+            score,
+            {n: float(p) for n, p in zip(self.labels, probs, strict=True)},
+            track,
+            top2,
+        )
 
     # -- still images --------------------------------------------------------------------------
     def predict(self, image: ImageLike, bgr: bool = False) -> list[FaceResult]:
@@ -202,8 +221,9 @@ class Predictor:
         return [self._result(frame, box, p, None) for (box, _), p in zip(faces, probs, strict=True)]
 
     # -- sources -------------------------------------------------------------------------------
-    def predict_source(self, source: str | os.PathLike | int | Source, stride: int = 1,
-                       max_frames: int | None = None) -> Iterator[FrameResult]:
+    def predict_source(
+        self, source: str | os.PathLike | int | Source, stride: int = 1, max_frames: int | None = None
+    ) -> Iterator[FrameResult]:
         """One ``FrameResult`` per frame of an image, folder, video or webcam (int), in order.
 
         Crops of consecutive frames are classified in batches of ``batch_size`` (a live webcam
@@ -225,15 +245,16 @@ class Predictor:
                 pending, n_crops = [], 0
         yield from self._flush(pending, tracker)
 
-    def _flush(self, pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]],
-               tracker: IoUTracker | None) -> Iterator[FrameResult]:
+    def _flush(
+        self, pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]], tracker: IoUTracker | None
+    ) -> Iterator[FrameResult]:
         probs = self.classify([c for _, faces in pending for _, c in faces])
         at = 0
         for frame, faces in pending:
             if frame.error:
                 yield FrameResult(frame.source, frame.index, frame.timestamp, error=frame.error)
                 continue
-            p = probs[at:at + len(faces)]
+            p = probs[at : at + len(faces)]
             at += len(faces)
             boxes = [b for b, _ in faces]
             ids: list[int | None] = [None] * len(faces)
@@ -260,11 +281,13 @@ def _as_rgb(image: ImageLike, bgr: bool) -> tuple[np.ndarray, str]:
     elif hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image without importing PIL
         arr, name, bgr = np.asarray(image.convert("RGB")), getattr(image, "filename", "") or "<image>", False
     else:
-        raise DataError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image "
-                        "or a uint8 array")
+        raise DataError(
+            f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a uint8 array"
+        )
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-        raise DataError(f"{name}: expected a uint8 image shaped (H, W), (H, W, 3) or (H, W, 4), "
-                        f"got {arr.dtype} {arr.shape}")
+        raise DataError(
+            f"{name}: expected a uint8 image shaped (H, W), (H, W, 3) or (H, W, 4), got {arr.dtype} {arr.shape}"
+        )
     if arr.ndim == 2 or arr.shape[2] == 1:
         return np.ascontiguousarray(np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)), name
     arr = arr[..., :3]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .faces import Box
 
+
 @dataclass
 class FaceResult:
     """One face in one frame. ``probabilities`` are calibrated (softmax of logits / temperature)
@@ -32,9 +33,12 @@ class FaceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "frame": self.frame,
+            "source": self.source,
+            "frame": self.frame,
             "timestamp": None if self.timestamp is None else round(self.timestamp, 4),
-            "box": [int(v) for v in self.box], "label": self.label, "score": round(self.score, 6),
+            "box": [int(v) for v in self.box],
+            "label": self.label,
+            "score": round(self.score, 6),
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "track": self.track,
             "top2": None if self.top2 is None else [[n, round(p, 6)] for n, p in self.top2],

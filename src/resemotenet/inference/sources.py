@@ -72,14 +72,19 @@ class FolderSource(Source):
 
     def __init__(self, path: Path, max_frames: int | None = None):
         super().__init__(str(path), max_frames)
-        self.files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        self.files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTS
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         self.root = path
 
     def __iter__(self) -> Iterator[Frame]:
         if not self.files:
             yield Frame(self.name, error=f"{self.name}: no image files ({', '.join(sorted(IMAGE_EXTS))})")
-        for path in self.files[:self.max_frames]:
+        for path in self.files[: self.max_frames]:
             try:
                 yield Frame(str(path), image=read_image(path))
             except DataError as exc:
@@ -163,8 +168,10 @@ class VideoSource(_Capture):
             raise DataError(f"{self.name}: no frame could be decoded")
         stopped_early = self.max_frames is not None and emitted >= self.max_frames
         if not stopped_early and self.declared and read < self.declared:
-            self.notes.append(f"{self.name}: video ended after {read} frames; its header declares "
-                              f"{self.declared} (truncated or damaged file)")
+            self.notes.append(
+                f"{self.name}: video ended after {read} frames; its header declares "
+                f"{self.declared} (truncated or damaged file)"
+            )
 
 
 class WebcamSource(_Capture):

@@ -69,21 +69,29 @@ class RunSummary:
         return {"seconds": total, "face_share": with_face / total if total else 0.0, "emotions": emotions}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "frames": self.frames, "faces": sum(self.per_emotion.values()),
-                "per_emotion": dict(self.per_emotion.most_common()),
-                "videos": {v: self.time_shares(v) for v in self.videos},
-                "failed": [{"source": s, "error": e} for s, e in self.failed], "notes": list(self.notes)}
+        return {
+            "images": self.images,
+            "frames": self.frames,
+            "faces": sum(self.per_emotion.values()),
+            "per_emotion": dict(self.per_emotion.most_common()),
+            "videos": {v: self.time_shares(v) for v in self.videos},
+            "failed": [{"source": s, "error": e} for s, e in self.failed],
+            "notes": list(self.notes),
+        }
 
     def lines(self) -> list[str]:
         d = self.to_dict()
-        out = [f"{d['frames']} frame(s) analysed ({d['images']} still image(s), {len(self.videos)} video "
-               f"stream(s)): {d['faces']} face(s)"]
+        out = [
+            f"{d['frames']} frame(s) analysed ({d['images']} still image(s), {len(self.videos)} video "
+            f"stream(s)): {d['faces']} face(s)"
+        ]
         if d["per_emotion"]:
             out.append("faces per emotion: " + ", ".join(f"{k} {v}" for k, v in d["per_emotion"].items()))
         for video, s in d["videos"].items():
             shares = ", ".join(f"{k} {v:.0%}" for k, v in s["emotions"].items()) or "no face"
-            out.append(f"{video}: {s['seconds']:.1f} s, a face in {s['face_share']:.0%} of it; "
-                       f"time per emotion: {shares}")
+            out.append(
+                f"{video}: {s['seconds']:.1f} s, a face in {s['face_share']:.0%} of it; time per emotion: {shares}"
+            )
         out += [f"note: {n}" for n in self.notes]
         return out
 

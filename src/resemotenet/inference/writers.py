@@ -51,8 +51,10 @@ class ResultWriter:
             write()
             self._f.flush()
         except OSError as exc:  # a full disk or a vanished folder: the rows written so far stay valid
-            raise OutputError(f"{self.path}: could not write results ({exc.strerror or exc}); "
-                              f"the {self.rows} row(s) before it are intact") from exc
+            raise OutputError(
+                f"{self.path}: could not write results ({exc.strerror or exc}); "
+                f"the {self.rows} row(s) before it are intact"
+            ) from exc
 
     def close(self) -> None:
         try:
@@ -72,9 +74,23 @@ class JsonlWriter(ResultWriter):
         self._f.write(json.dumps({**face.to_dict(), "status": "face"}) + "\n")
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
-        self._f.write(json.dumps({"source": source, "frame": frame, "timestamp": timestamp, "box": None,
-                                  "label": None, "score": None, "probabilities": None, "track": None,
-                                  "top2": None, "status": "no_face"}) + "\n")
+        self._f.write(
+            json.dumps(
+                {
+                    "source": source,
+                    "frame": frame,
+                    "timestamp": timestamp,
+                    "box": None,
+                    "label": None,
+                    "score": None,
+                    "probabilities": None,
+                    "track": None,
+                    "top2": None,
+                    "status": "no_face",
+                }
+            )
+            + "\n"
+        )
 
 
 class CsvWriter(ResultWriter):
@@ -82,20 +98,35 @@ class CsvWriter(ResultWriter):
 
     def _start(self) -> None:
         self._csv = csv.writer(self._f)
-        self._csv.writerow(["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track",
-                            "top2"] + [f"p_{n}" for n in self.labels] + ["status"])
+        self._csv.writerow(
+            ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
+            + [f"p_{n}" for n in self.labels]
+            + ["status"]
+        )
         self._f.flush()
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
-        self._csv.writerow([source, frame, "" if timestamp is None else timestamp] + [""] * (8 + len(self.labels))
-                           + ["no_face"])
+        self._csv.writerow(
+            [source, frame, "" if timestamp is None else timestamp] + [""] * (8 + len(self.labels)) + ["no_face"]
+        )
 
     def _row(self, face: FaceResult) -> None:
         d = face.to_dict()
         top2 = "" if face.top2 is None else "|".join(f"{n}:{p:.4f}" for n, p in face.top2)
-        self._csv.writerow([d["source"], d["frame"], "" if d["timestamp"] is None else d["timestamp"], *d["box"],
-                            d["label"], d["score"], "" if d["track"] is None else d["track"], top2]
-                           + [d["probabilities"].get(n, "") for n in self.labels] + ["face"])
+        self._csv.writerow(
+            [
+                d["source"],
+                d["frame"],
+                "" if d["timestamp"] is None else d["timestamp"],
+                *d["box"],
+                d["label"],
+                d["score"],
+                "" if d["track"] is None else d["track"],
+                top2,
+            ]
+            + [d["probabilities"].get(n, "") for n in self.labels]
+            + ["face"]
+        )
 
 
 def open_writer(path: str | Path, labels: tuple[str, ...] | list[str]) -> ResultWriter:

@@ -18,6 +18,12 @@ for _base, _w in _WIDTHS.items():
         register_model(_base + _suffix, width=_w, **_kw)(ResEmoteNet)
 
 __all__ = [
-    "ResEmoteNet", "create_model", "list_models", "model_defaults", "register_model",
-    "save_model", "load_model", "load_checkpoint",
+    "ResEmoteNet",
+    "create_model",
+    "list_models",
+    "model_defaults",
+    "register_model",
+    "save_model",
+    "load_model",
+    "load_checkpoint",
 ]

@@ -45,20 +45,34 @@ def resolve_weights(path: str | Path | None) -> Path:
 PAPER_PREPROCESS = PreprocessSpec()
 
 
-def make_meta(model_name: str, model_kwargs: dict[str, Any], preprocess: PreprocessSpec,
-              labels: tuple[str, ...] | list[str], temperature: float = 1.0, **extra: Any) -> dict[str, Any]:
+def make_meta(
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    preprocess: PreprocessSpec,
+    labels: tuple[str, ...] | list[str],
+    temperature: float = 1.0,
+    **extra: Any,
+) -> dict[str, Any]:
     """The metadata dict of a new model card (``ModelCard.to_meta``); card fields such as
     ``training_data`` or ``framing`` may be passed in ``extra``."""
     from .. import __version__
 
-    meta = {"format": FORMAT, "model": model_name, "model_kwargs": dict(model_kwargs),
-            "preprocess": preprocess.to_dict(), "labels": list(labels), "temperature": float(temperature),
-            "package_version": __version__, **extra}
+    meta = {
+        "format": FORMAT,
+        "model": model_name,
+        "model_kwargs": dict(model_kwargs),
+        "preprocess": preprocess.to_dict(),
+        "labels": list(labels),
+        "temperature": float(temperature),
+        "package_version": __version__,
+        **extra,
+    }
     return ModelCard.from_meta(meta).to_meta()
 
 
-def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any], half: bool = False,
-               extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    path: str | Path, model: nn.Module, meta: dict[str, Any], half: bool = False, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``model`` with ``meta`` atomically; ``.safetensors`` or ``.pt`` by extension."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
     if half:
@@ -103,8 +117,10 @@ def _refusal(exc: Exception) -> str:
 
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Unsupported global" in text:
-        return ("refused: the file holds Python objects besides tensors, and checkpoints are only ever "
-                "loaded without running pickled code; save a plain state_dict, or .safetensors, instead")
+        return (
+            "refused: the file holds Python objects besides tensors, and checkpoints are only ever "
+            "loaded without running pickled code; save a plain state_dict, or .safetensors, instead"
+        )
     if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "EOF" in text:
         return "not a loadable checkpoint (truncated or not a torch file)"
     if isinstance(exc, (KeyError, ValueError, UnicodeDecodeError)):  # text or another binary format
@@ -142,8 +158,9 @@ def _official(path: Path, obj: Any) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "model_state_dict" in obj:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or "fc4.weight" not in obj or "se.fc.0.weight" not in obj:
-        raise CheckpointError(f"{path}: not a ResEmoteNet checkpoint (no resemotenet metadata, "
-                              "and not the official state_dict layout)")
+        raise CheckpointError(
+            f"{path}: not a ResEmoteNet checkpoint (no resemotenet metadata, and not the official state_dict layout)"
+        )
     state = {k.removeprefix("module."): v for k, v in obj.items()}
     order = remap_indices(OFFICIAL_RESEMOTENET_ORDER, EMOTIONS7)
     for key in ("fc4.weight", "fc4.bias"):
@@ -201,8 +218,9 @@ def card_of(model: nn.Module) -> ModelCard:
     if card is None:
         meta = getattr(model, "pretrained_cfg", None)
         if not meta:
-            raise CheckpointError("the model has no model card (labels and preprocessing); "
-                                  "load it with resemotenet.load_model")
+            raise CheckpointError(
+                "the model has no model card (labels and preprocessing); load it with resemotenet.load_model"
+            )
         card = ModelCard.from_meta(meta, "model")
     return card
 
@@ -228,8 +246,10 @@ def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], di
         if ref is None:
             ref = identity(meta)
         elif identity(meta) != ref:
-            raise CheckpointError(f"{p}: model, labels or preprocessing differ from {paths[0]}; "
-                                  "only checkpoints of one model can be averaged")
+            raise CheckpointError(
+                f"{p}: model, labels or preprocessing differ from {paths[0]}; "
+                "only checkpoints of one model can be averaged"
+            )
         elif set(state) != set(total) or any(state[k].shape != total[k].shape for k in total):
             raise CheckpointError(f"{p}: weights do not match {paths[0]}")
         for k, v in state.items():

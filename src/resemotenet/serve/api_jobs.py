@@ -63,8 +63,9 @@ def add_job_routes(app: FastAPI, service: Service) -> None:
             raise NotFound(f"unknown format {format!r}; jsonl or csv")
         text = job.jsonl() if format == "jsonl" else job.csv(service.labels)
         media = "application/x-ndjson" if format == "jsonl" else "text/csv"
-        return PlainTextResponse(text, media_type=media,
-                                 headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{format}"'})
+        return PlainTextResponse(
+            text, media_type=media, headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{format}"'}
+        )
 
     @app.get("/v1/jobs/{job_id}/timeline", summary="Emotion shares per time window")
     async def timeline(job_id: str, window: float = 5.0) -> dict[str, Any]:
@@ -83,13 +84,16 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/review", summary="Uncertain faces waiting for a label, oldest first")
     async def queue(limit: int = 50) -> dict[str, Any]:
         store = _store(service)
-        return {"items": store.pending(min(max(limit, 1), 500)), "counts": store.counts(),
-                "labels": list(service.labels), "min_confidence": service.predictor.min_confidence}
+        return {
+            "items": store.pending(min(max(limit, 1), 500)),
+            "counts": store.counts(),
+            "labels": list(service.labels),
+            "min_confidence": service.predictor.min_confidence,
+        }
 
     @app.get("/v1/review/{item_id}/image", summary="The crop of a pending face (JPEG)")
     async def image(item_id: str) -> Response:
-        return Response(_store(service).image(item_id), media_type="image/jpeg",
-                        headers={"Cache-Control": "no-store"})
+        return Response(_store(service).image(item_id), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.post("/v1/review/{item_id}", summary="Label a face: a class name, no_face or skip")
     async def label(item_id: str, body: ReviewLabel) -> dict[str, Any]:
@@ -98,5 +102,6 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/review-export", summary="The labelled faces as a zip laid out as a folder: dataset")
     async def export() -> Response:
         data = await asyncio.get_running_loop().run_in_executor(None, _store(service).export_zip)
-        return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": 'attachment; filename="reviewed.zip"'})
+        return Response(
+            data, media_type="application/zip", headers={"Content-Disposition": 'attachment; filename="reviewed.zip"'}
+        )

@@ -32,8 +32,9 @@ def static_dir() -> str:
 def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     """Build the service (loads the model once) and its routes."""
     service = Service(settings, predictor)
-    app = FastAPI(title="resemotenet", version="1", summary="Facial emotion recognition service",
-                  lifespan=_lifespan(service))
+    app = FastAPI(
+        title="resemotenet", version="1", summary="Facial emotion recognition service", lifespan=_lifespan(service)
+    )
     app.state.service = service
     _errors(app)
     _timing(app, service)
@@ -112,11 +113,15 @@ async def request_files(request: Request, max_files: int) -> list[tuple[str, byt
     if not ctype.lower().startswith("multipart/"):
         return [("upload", body)]
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body)
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body
+    )
     if not msg.is_multipart():
         raise BadRequest("malformed multipart body")
-    files = [(part.get_filename() or f"part{i}", part.get_payload(decode=True) or b"")
-             for i, part in enumerate(msg.iter_parts()) if part.get_filename() is not None]
+    files = [
+        (part.get_filename() or f"part{i}", part.get_payload(decode=True) or b"")
+        for i, part in enumerate(msg.iter_parts())
+        if part.get_filename() is not None
+    ]
     if not files:
         raise BadRequest("the multipart body holds no file")
     if len(files) > max_files:
@@ -136,8 +141,13 @@ def _core_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/healthz", summary="Liveness and the model served")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": service.model_name, "uptime_s": round(time.time() - service.started, 1),
-                "queue_depth": service.batcher.depth, "review": service.review is not None}
+        return {
+            "status": "ok",
+            "model": service.model_name,
+            "uptime_s": round(time.time() - service.started, 1),
+            "queue_depth": service.batcher.depth,
+            "review": service.review is not None,
+        }
 
     @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
@@ -154,9 +164,14 @@ def _core_routes(app: FastAPI, service: Service) -> None:
         files = await request_files(request, 1)
         start = time.perf_counter()
         rgb, faces = await service.predict_bytes(files[0][1], files[0][0])
-        return {"model": service.model_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                "min_confidence": service.predictor.min_confidence, "faces": [face_json(f) for f in faces],
-                "ms": round((time.perf_counter() - start) * 1000, 2)}
+        return {
+            "model": service.model_name,
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "min_confidence": service.predictor.min_confidence,
+            "faces": [face_json(f) for f in faces],
+            "ms": round((time.perf_counter() - start) * 1000, 2),
+        }
 
     @app.post("/v1/classify", summary="Emotion of face crops a caller's own detector found (one or many)")
     async def classify(request: Request, model: str | None = None) -> dict[str, Any]:

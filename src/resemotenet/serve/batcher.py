@@ -25,8 +25,14 @@ from .errors import Unavailable
 class MicroBatcher:
     """``submit(crops)`` returns a Future of the probabilities (len(crops), classes)."""
 
-    def __init__(self, fn: Callable[[list[np.ndarray]], np.ndarray], max_batch: int = 64,
-                 max_wait_s: float = 0.005, max_queue: int = 256, enabled: bool = True):
+    def __init__(
+        self,
+        fn: Callable[[list[np.ndarray]], np.ndarray],
+        max_batch: int = 64,
+        max_wait_s: float = 0.005,
+        max_queue: int = 256,
+        enabled: bool = True,
+    ):
         self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
         self.max_queue, self.enabled = max_queue, enabled
         self._queue: deque[tuple[list[np.ndarray], Future]] = deque()
@@ -103,5 +109,5 @@ class MicroBatcher:
             self.crops += len(crops)
             at = 0
             for item, fut in batch:
-                fut.set_result(probs[at:at + len(item)])
+                fut.set_result(probs[at : at + len(item)])
                 at += len(item)

@@ -58,7 +58,9 @@ class Guard:
             limit = self.settings.max_clip_bytes if path == "/v1/jobs/upload" else self.settings.max_upload_bytes
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
-                return await _refuse(scope, send, 413, f"body of {int(length):,} bytes exceeds the {limit:,}-byte limit")
+                return await _refuse(
+                    scope, send, 413, f"body of {int(length):,} bytes exceeds the {limit:,}-byte limit"
+                )
             receive = _counting(receive, limit)
         return await self.app(scope, receive, send)
 
@@ -100,7 +102,12 @@ async def _refuse(scope: dict[str, Any], send: Any, status: int, message: str) -
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                + ([(b"www-authenticate", b"Bearer")] if status == 401 else [])})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + ([(b"www-authenticate", b"Bearer")] if status == 401 else []),
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -15,8 +15,11 @@ import numpy as np
 from .errors import BadRequest, TooLarge, UnsupportedMedia
 
 IMAGE_SIGNATURES = (
-    (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"BM", "bmp"),
-    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
 )
 VIDEO_TYPES = ("mp4", "matroska", "avi")
 

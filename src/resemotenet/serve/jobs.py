@@ -82,15 +82,28 @@ class Job:
         declared = getattr(src, "declared", 0) or None
         read = getattr(src, "frames_read", None)
         state = "reconnecting" if self.state == "running" and getattr(src, "reconnecting", False) else self.state
-        notes = list(src.notes) + ([f"result rows beyond {MAX_ROWS:,} not kept: {self.dropped_rows}"]
-                                   if self.dropped_rows else [])
+        notes = list(src.notes) + (
+            [f"result rows beyond {MAX_ROWS:,} not kept: {self.dropped_rows}"] if self.dropped_rows else []
+        )
         elapsed = (self.ended or time.time()) - self.started
-        return {"id": self.id, "kind": self.kind, "source": src.name, "state": state, "error": self.error,
-                "frames": self.frames, "faces": self.faces, "stride": self.stride,
-                "progress": round(read / declared, 4) if declared and read is not None else None,
-                "declared_frames": declared, "frames_per_s": round(self.frames / max(elapsed, 1e-6), 2),
-                "labels": dict(self.labels.most_common()), "gaps": list(getattr(src, "gaps", [])),
-                "notes": notes, "started": self.started, "ended": self.ended}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "source": src.name,
+            "state": state,
+            "error": self.error,
+            "frames": self.frames,
+            "faces": self.faces,
+            "stride": self.stride,
+            "progress": round(read / declared, 4) if declared and read is not None else None,
+            "declared_frames": declared,
+            "frames_per_s": round(self.frames / max(elapsed, 1e-6), 2),
+            "labels": dict(self.labels.most_common()),
+            "gaps": list(getattr(src, "gaps", [])),
+            "notes": notes,
+            "started": self.started,
+            "ended": self.ended,
+        }
 
     def jsonl(self) -> str:
         import json
@@ -101,13 +114,25 @@ class Job:
         """The CLI's CSV layout (``inference.results.CsvWriter``): one row per face."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
-                   + [f"p_{n}" for n in labels])
+        w.writerow(
+            ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
+            + [f"p_{n}" for n in labels]
+        )
         for d in self.rows:
             top2 = "" if d["top2"] is None else "|".join(f"{n}:{p:.4f}" for n, p in d["top2"])
-            w.writerow([d["source"], d["frame"], "" if d["timestamp"] is None else d["timestamp"], *d["box"],
-                        d["label"], d["score"], "" if d["track"] is None else d["track"], top2]
-                       + [d["probabilities"].get(n, "") for n in labels])
+            w.writerow(
+                [
+                    d["source"],
+                    d["frame"],
+                    "" if d["timestamp"] is None else d["timestamp"],
+                    *d["box"],
+                    d["label"],
+                    d["score"],
+                    "" if d["track"] is None else d["track"],
+                    top2,
+                ]
+                + [d["probabilities"].get(n, "") for n in labels]
+            )
         return buf.getvalue()
 
     def timeline(self, window: float) -> list[dict[str, Any]]:
@@ -120,8 +145,14 @@ class Job:
         for k in sorted(buckets):
             c = buckets[k]
             n = sum(c.values())
-            out.append({"start": round(k * window, 3), "end": round((k + 1) * window, 3), "faces": n,
-                        "shares": {lab: round(v / n, 4) for lab, v in c.most_common()}})
+            out.append(
+                {
+                    "start": round(k * window, 3),
+                    "end": round((k + 1) * window, 3),
+                    "faces": n,
+                    "shares": {lab: round(v / n, 4) for lab, v in c.most_common()},
+                }
+            )
         return out
 
 

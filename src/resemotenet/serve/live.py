@@ -33,8 +33,9 @@ def add_live_route(app: FastAPI, service: Service) -> None:
             await ws.send_json({"error": "missing or wrong API token"})
             await ws.close(code=1008)
             return
-        await ws.send_json({"ready": True, "labels": list(service.labels),
-                            "min_confidence": service.predictor.min_confidence})
+        await ws.send_json(
+            {"ready": True, "labels": list(service.labels), "min_confidence": service.predictor.min_confidence}
+        )
         tracker, seen = IoUTracker(smoothing=service.predictor.smoothing), set()
         try:
             while True:
@@ -53,5 +54,9 @@ async def _answer(service: Service, data: bytes, tracker: IoUTracker, seen: set[
     except ApiError as exc:  # one bad frame is answered, the connection stays
         return {"error": str(exc)}
     service.metrics.observe("WS", "/v1/live", 200, time.perf_counter() - start)
-    return {"faces": [face_json(f) for f in faces], "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-            "ms": round((time.perf_counter() - start) * 1000, 2)}
+    return {
+        "faces": [face_json(f) for f in faces],
+        "width": int(rgb.shape[1]),
+        "height": int(rgb.shape[0]),
+        "ms": round((time.perf_counter() - start) * 1000, 2),
+    }

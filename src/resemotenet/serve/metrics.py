@@ -41,12 +41,18 @@ class Metrics:
     def render(self) -> str:
         """The exposition text (``text/plain; version=0.0.4``)."""
         with self._lock:
-            out = ["# HELP resemotenet_requests_total HTTP requests by method, route and status.",
-                   "# TYPE resemotenet_requests_total counter"]
-            out += [f'resemotenet_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}'
-                    for (m, r, s), n in sorted(self.requests.items())]
-            out += ["# HELP resemotenet_request_seconds Request latency by route.",
-                    "# TYPE resemotenet_request_seconds histogram"]
+            out = [
+                "# HELP resemotenet_requests_total HTTP requests by method, route and status.",
+                "# TYPE resemotenet_requests_total counter",
+            ]
+            out += [
+                f'resemotenet_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}'
+                for (m, r, s), n in sorted(self.requests.items())
+            ]
+            out += [
+                "# HELP resemotenet_request_seconds Request latency by route.",
+                "# TYPE resemotenet_request_seconds histogram",
+            ]
             for route, counts in sorted(self.latency.items()):
                 cum = 0
                 for b, c in zip(BUCKETS + (float("inf"),), counts, strict=True):
@@ -55,7 +61,10 @@ class Metrics:
                     out.append(f'resemotenet_request_seconds_bucket{{route="{route}",le="{le}"}} {cum}')
                 out.append(f'resemotenet_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
                 out.append(f'resemotenet_request_seconds_count{{route="{route}"}} {cum}')
-            out += ["# HELP resemotenet_faces_total Faces analysed, by label.", "# TYPE resemotenet_faces_total counter"]
+            out += [
+                "# HELP resemotenet_faces_total Faces analysed, by label.",
+                "# TYPE resemotenet_faces_total counter",
+            ]
             out += [f'resemotenet_faces_total{{label="{k}"}} {v}' for k, v in sorted(self.faces.items())]
         for name, (help_text, read) in sorted(self.gauges.items()):
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read():g}"]

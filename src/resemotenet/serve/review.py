@@ -51,9 +51,14 @@ class ReviewStore:
         """Queue one crop with the model's view of it; enforce the retention limit."""
         item_id = uuid.uuid4().hex
         ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
-        meta = {"id": item_id, "source": source, "time": time.time(), "score": face.score,
-                "top2": [[n, round(p, 4)] for n, p in ranked[:2]],
-                "probabilities": {k: round(v, 4) for k, v in face.probabilities.items()}}
+        meta = {
+            "id": item_id,
+            "source": source,
+            "time": time.time(),
+            "score": face.score,
+            "top2": [[n, round(p, 4)] for n, p in ranked[:2]],
+            "probabilities": {k: round(v, 4) for k, v in face.probabilities.items()},
+        }
         with self._lock:
             self._path(item_id, ".jpg").write_bytes(encode_jpeg(crop))
             self._path(item_id, ".json").write_text(json.dumps(meta))
@@ -62,7 +67,7 @@ class ReviewStore:
 
     def _retain(self) -> None:
         items = self._pending_files()
-        for old in items[:max(0, len(items) - self.max_pending)]:
+        for old in items[: max(0, len(items) - self.max_pending)]:
             old.unlink(missing_ok=True)
             old.with_suffix(".jpg").unlink(missing_ok=True)
             self.dropped += 1
@@ -112,10 +117,14 @@ class ReviewStore:
         return {"id": item_id, "label": label}
 
     def counts(self) -> dict[str, Any]:
-        labelled = {d.name: sum(1 for _ in d.glob("*.jpg")) for d in sorted(self.labelled_dir.iterdir())
-                    if d.is_dir()}
-        return {"pending": self.pending_count(), "labelled": labelled, "dropped": self.dropped,
-                "max_pending": self.max_pending, "folder": str(self.labelled_dir)}
+        labelled = {d.name: sum(1 for _ in d.glob("*.jpg")) for d in sorted(self.labelled_dir.iterdir()) if d.is_dir()}
+        return {
+            "pending": self.pending_count(),
+            "labelled": labelled,
+            "dropped": self.dropped,
+            "max_pending": self.max_pending,
+            "folder": str(self.labelled_dir),
+        }
 
     def export_zip(self) -> bytes:
         """The labelled crops as a zip laid out as a ``folder:`` dataset (``<emotion>/<id>.jpg``)."""

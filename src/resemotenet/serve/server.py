@@ -16,9 +16,16 @@ def _config(settings: ServeSettings, predictor: Any = None, log_level: str = "wa
 
     app = create_app(settings, predictor)
     # proxy headers off: the client address is the socket's, whatever a header claims
-    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                          proxy_headers=False, server_header=False, ws_max_size=settings.max_upload_bytes,
-                          timeout_graceful_shutdown=5)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+        ws_max_size=settings.max_upload_bytes,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def run(settings: ServeSettings, log_level: str = "info") -> None:

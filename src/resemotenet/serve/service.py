@@ -40,12 +40,21 @@ class Service:
 
     def __init__(self, settings: ServeSettings, predictor: Predictor | None = None):
         self.settings = settings
-        self.predictor = predictor or Predictor(settings.model, detector=settings.detector,
-                                                min_confidence=settings.min_confidence,
-                                                batch_size=settings.max_batch, device=settings.device)
+        self.predictor = predictor or Predictor(
+            settings.model,
+            detector=settings.detector,
+            min_confidence=settings.min_confidence,
+            batch_size=settings.max_batch,
+            device=settings.device,
+        )
         self.model_name = str(self.predictor.backend.meta.get("model", settings.model))
-        self.batcher = MicroBatcher(self.predictor.classify, settings.max_batch, settings.max_wait_ms / 1000,
-                                    settings.max_queue, enabled=settings.batching)
+        self.batcher = MicroBatcher(
+            self.predictor.classify,
+            settings.max_batch,
+            settings.max_wait_ms / 1000,
+            settings.max_queue,
+            enabled=settings.batching,
+        )
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect")
         self._local = threading.local()
         self.metrics = Metrics()
@@ -56,11 +65,15 @@ class Service:
         self.review = ReviewStore(settings.review, self.labels, settings.review_max) if settings.review else None
         self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s)
         self.metrics.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: self.batcher.depth)
-        self.metrics.gauge("resemotenet_model_calls_total", "Model calls made by the micro-batcher.",
-                           lambda: self.batcher.calls)
+        self.metrics.gauge(
+            "resemotenet_model_calls_total", "Model calls made by the micro-batcher.", lambda: self.batcher.calls
+        )
         self.metrics.gauge("resemotenet_jobs_running", "Video and camera jobs running.", self.jobs.running)
-        self.metrics.gauge("resemotenet_review_pending", "Faces waiting for review.",
-                           lambda: self.review.pending_count() if self.review else 0)
+        self.metrics.gauge(
+            "resemotenet_review_pending",
+            "Faces waiting for review.",
+            lambda: self.review.pending_count() if self.review else 0,
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -68,10 +81,17 @@ class Service:
 
     def model_info(self) -> dict[str, Any]:
         meta = self.predictor.backend.meta
-        return {"name": self.model_name, "weights": self.settings.model, "labels": list(self.labels),
-                "preprocess": meta.get("preprocess"), "temperature": self.predictor.temperature,
-                "min_confidence": self.predictor.min_confidence, "detector": self.settings.detector,
-                "batching": self.settings.batching, "max_batch": self.settings.max_batch}
+        return {
+            "name": self.model_name,
+            "weights": self.settings.model,
+            "labels": list(self.labels),
+            "preprocess": meta.get("preprocess"),
+            "temperature": self.predictor.temperature,
+            "min_confidence": self.predictor.min_confidence,
+            "detector": self.settings.detector,
+            "batching": self.settings.batching,
+            "max_batch": self.settings.max_batch,
+        }
 
     def _detector(self) -> Any:
         det = getattr(self._local, "detector", None)
@@ -93,9 +113,9 @@ class Service:
             return np.zeros((0, len(self.labels)), np.float32)
         return await asyncio.wrap_future(self.batcher.submit(crops))
 
-    async def predict_bytes(self, data: bytes, source: str = "<upload>",
-                            tracker: IoUTracker | None = None, seen: set[int] | None = None
-                            ) -> tuple[np.ndarray, list[FaceResult]]:
+    async def predict_bytes(
+        self, data: bytes, source: str = "<upload>", tracker: IoUTracker | None = None, seen: set[int] | None = None
+    ) -> tuple[np.ndarray, list[FaceResult]]:
         """Every face of an encoded image; a ``tracker`` (live video) smooths and numbers them, and
         ``seen`` (the tracks already queued for review) keeps a live face from flooding the queue."""
         rgb, found = await self._in_pool(self.decode_and_detect, data)
@@ -122,8 +142,9 @@ class Service:
         self._to_review(faces, crops, source)
         return faces
 
-    def _to_review(self, faces: list[FaceResult], crops: list[np.ndarray], source: str,
-                   seen: set[int] | None = None) -> None:
+    def _to_review(
+        self, faces: list[FaceResult], crops: list[np.ndarray], source: str, seen: set[int] | None = None
+    ) -> None:
         """Queue the uncertain faces (review on only); a tracked face once per track."""
         if self.review is None:
             return

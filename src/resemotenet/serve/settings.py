@@ -61,8 +61,9 @@ class ServeSettings:
         if self.review_max < 1:
             raise ConfigError(f"review_max must be >= 1, got {self.review_max}")
         if not self.local and not self.token:
-            raise ConfigError(f"binding to {self.host} exposes the service beyond this machine: give --token "
-                              f"or set {TOKEN_ENV}")
+            raise ConfigError(
+                f"binding to {self.host} exposes the service beyond this machine: give --token or set {TOKEN_ENV}"
+            )
         if self.token is not None and len(self.token) < 8:
             raise ConfigError("the token must be at least 8 characters")
         if self.media_dir is not None and not Path(self.media_dir).is_dir():

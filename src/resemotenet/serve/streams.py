@@ -41,8 +41,9 @@ def open_capture(target: str | int, timeout_s: float) -> Any:
         cap = cv2.VideoCapture(target)
     else:
         ms = int(timeout_s * 1000)
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        cap = cv2.VideoCapture(
+            target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
     if not cap.isOpened():
         cap.release()
         return None
@@ -59,8 +60,16 @@ class ReconnectingStream(Source):
     kind = "webcam"
     live = True
 
-    def __init__(self, target: str | int, cap: Any, stride: int = 1, max_frames: int | None = None,
-                 timeout_s: float = 5.0, max_backoff_s: float = 8.0, give_up_s: float = 120.0):
+    def __init__(
+        self,
+        target: str | int,
+        cap: Any,
+        stride: int = 1,
+        max_frames: int | None = None,
+        timeout_s: float = 5.0,
+        max_backoff_s: float = 8.0,
+        give_up_s: float = 120.0,
+    ):
         name = f"webcam:{target}" if isinstance(target, int) else _redact(target)
         super().__init__(name, max_frames)
         self.target, self.cap, self.stride = target, cap, max(1, stride)
@@ -105,8 +114,10 @@ class ReconnectingStream(Source):
         while not self.stopped.is_set():
             if time.monotonic() - began > self.give_up_s:
                 self.reconnecting = False
-                raise DataError(f"{self.name}: no frames for {self.give_up_s:.0f} s after a drop at "
-                                f"{gap['start']:.1f} s; gave up after {gap['attempts']} attempts")
+                raise DataError(
+                    f"{self.name}: no frames for {self.give_up_s:.0f} s after a drop at "
+                    f"{gap['start']:.1f} s; gave up after {gap['attempts']} attempts"
+                )
             self.stopped.wait(delay)
             delay = min(delay * 2, self.max_backoff_s)
             gap["attempts"] += 1
@@ -116,8 +127,10 @@ class ReconnectingStream(Source):
         now = time.monotonic()
         gap["end"], gap["seconds"] = round(now - self.start, 3), round(now - began, 3)
         self.reconnecting = False
-        self.notes.append(f"{self.name}: no frames from {gap['start']:.1f} s to {gap['end']:.1f} s "
-                          f"({gap['seconds']:.1f} s, reconnected after {gap['attempts']} attempt(s))")
+        self.notes.append(
+            f"{self.name}: no frames from {gap['start']:.1f} s to {gap['end']:.1f} s "
+            f"({gap['seconds']:.1f} s, reconnected after {gap['attempts']} attempt(s))"
+        )
 
 
 def _redact(url: str) -> str:

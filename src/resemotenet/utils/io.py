@@ -41,8 +41,15 @@ def atomic_path(path: str | os.PathLike, force: bool = True) -> Iterator[Path]:
 
 # torch's zip writer and safetensors report a short write (a full disk) in their own exception
 # types, with these words
-_WRITE_FAILURES = ("inline_container", "unexpected pos", "PytorchStreamWriter", "file write failed",
-                   "No space left on device", "os error 28", "I/O error")
+_WRITE_FAILURES = (
+    "inline_container",
+    "unexpected pos",
+    "PytorchStreamWriter",
+    "file write failed",
+    "No space left on device",
+    "os error 28",
+    "I/O error",
+)
 
 
 def _is_write_failure(exc: Exception) -> bool:
@@ -87,7 +94,8 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def cache_dir() -> Path:
     """Where parsed datasets and split files are cached (``RESEMOTENET_CACHE`` overrides)."""
     root = os.environ.get("RESEMOTENET_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "resemotenet")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "resemotenet"
+    )
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -14,13 +14,28 @@ def shown(enabled: bool = True) -> bool:
     return enabled and sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-             enabled: bool = True, **kw: Any) -> Any:
+def progress(
+    iterable: Iterable[T] | None = None,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    enabled: bool = True,
+    **kw: Any,
+) -> Any:
     """A ``tqdm`` bar (``iterable`` wrapped, or updated by hand when None)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not shown(enabled), leave=False,
-                dynamic_ncols=True, file=sys.stderr, **kw)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not shown(enabled),
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        **kw,
+    )
 
 
 def track(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:

@@ -29,8 +29,7 @@ def require_files(paths: list[str], root: Path, what: str = "images") -> None:
     """
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise DataError(f"{root}: {len(missing):,} of {len(paths):,} {what} are missing; "
-                        f"first missing: {missing[0]}")
+        raise DataError(f"{root}: {len(missing):,} of {len(paths):,} {what} are missing; first missing: {missing[0]}")
 
 
 def is_image(path: Path) -> bool:
@@ -40,4 +39,3 @@ def is_image(path: Path) -> bool:
 def subdirs(path: Path) -> list[Path]:
     """Visible subfolders, sorted (hidden ones such as ``.ipynb_checkpoints`` are skipped)."""
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-

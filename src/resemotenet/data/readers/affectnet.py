@@ -26,8 +26,17 @@ from ..dataset import Split
 from ._common import require_files
 
 LISTS, IMAGES = "Manually_Annotated_file_lists", "Manually_Annotated_Images"
-COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-           "facial_landmarks", "expression", "valence", "arousal")
+COLUMNS = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+)
 LIST_FILES = {"train": "training.csv", "test": "validation.csv"}
 SET_DIRS = {"train": "train_set", "test": "val_set"}
 
@@ -39,8 +48,10 @@ def read(root: str | Path, num_classes: int = 7) -> dict[str, Split]:
         return {k: _read_list(p / LISTS / f, p / IMAGES, k, names) for k, f in LIST_FILES.items()}
     if (p / SET_DIRS["train"]).is_dir():
         return {k: _read_set(p / d, k, names) for k, d in SET_DIRS.items()}
-    raise DataError(f"{p}: neither {LISTS}/ (AffectNet 2017 layout) nor train_set/ and val_set/ "
-                    f"(cropped-face layout) in this folder")
+    raise DataError(
+        f"{p}: neither {LISTS}/ (AffectNet 2017 layout) nor train_set/ and val_set/ "
+        f"(cropped-face layout) in this folder"
+    )
 
 
 def _keep(native: int, names: tuple[str, ...]) -> int | None:
@@ -89,8 +100,15 @@ def _read_list(path: Path, image_dir: Path, split: str, names: tuple[str, ...]) 
         raise DataError(f"{path}: no usable rows (expressions 0-{len(names) - 1})")
     paths = [str(image_dir / f) for f in files]
     require_files(paths, image_dir)
-    return Split(name=split, labels=np.array(labels), label_names=names, paths=paths,
-                 boxes=np.array(boxes, np.int64), ids=files, source=str(path))
+    return Split(
+        name=split,
+        labels=np.array(labels),
+        label_names=names,
+        paths=paths,
+        boxes=np.array(boxes, np.int64),
+        ids=files,
+        source=str(path),
+    )
 
 
 def _expression(path: Path) -> int:
@@ -105,8 +123,10 @@ def _read_set(folder: Path, split: str, names: tuple[str, ...]) -> Split:
     img_dir, ann_dir = folder / "images", folder / "annotations"
     if not img_dir.is_dir() or not ann_dir.is_dir():
         raise DataError(f"{folder}: expected images/ and annotations/ subfolders")
-    images = sorted((p for p in img_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
-                    key=lambda p: (len(p.stem), p.stem))  # numeric ids in numeric order
+    images = sorted(
+        (p for p in img_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
+        key=lambda p: (len(p.stem), p.stem),
+    )  # numeric ids in numeric order
     if not images:
         raise DataError(f"{img_dir}: no images")
     ann = [ann_dir / f"{p.stem}_exp.npy" for p in images]
@@ -120,5 +140,4 @@ def _read_set(folder: Path, split: str, names: tuple[str, ...]) -> Split:
             labels.append(canon)
     if not paths:
         raise DataError(f"{folder}: no images with expressions 0-{len(names) - 1}")
-    return Split(name=split, labels=np.array(labels), label_names=names, paths=paths, ids=ids,
-                 source=str(folder))
+    return Split(name=split, labels=np.array(labels), label_names=names, paths=paths, ids=ids, source=str(folder))

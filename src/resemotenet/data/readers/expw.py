@@ -41,13 +41,15 @@ def parse_labels(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarr
             float(parts[6])  # detector confidence: parsed to validate the line, not used
             native = int(parts[7])
         except (IndexError, ValueError):
-            raise DataError(f"{path}: line {n}: expected 'image face_id top left right bottom "
-                            f"confidence label', got {line!r}") from None
+            raise DataError(
+                f"{path}: line {n}: expected 'image face_id top left right bottom confidence label', got {line!r}"
+            ) from None
         if native not in EXPW_TO_CANON:
             raise DataError(f"{path}: line {n}: label {native} is not one of 0-6")
         if right <= left or bottom <= top:
-            raise DataError(f"{path}: line {n}: empty face box (top {top}, left {left}, "
-                            f"right {right}, bottom {bottom})")
+            raise DataError(
+                f"{path}: line {n}: empty face box (top {top}, left {left}, right {right}, bottom {bottom})"
+            )
         names.append(name)
         ids.append(f"{name}#{face}")
         boxes.append((left, top, right, bottom))
@@ -63,5 +65,8 @@ def read(root: str | Path) -> dict[str, Split]:
     names, ids, boxes, labels = parse_labels(label_file)
     paths = [str(image_dir / name) for name in names]
     require_files(list(dict.fromkeys(paths)), image_dir)  # a photo with several faces counts once
-    return {"all": Split(name="all", labels=labels, label_names=EMOTIONS7, paths=paths, boxes=boxes,
-                         ids=ids, source=str(label_file))}
+    return {
+        "all": Split(
+            name="all", labels=labels, label_names=EMOTIONS7, paths=paths, boxes=boxes, ids=ids, source=str(label_file)
+        )
+    }

@@ -88,8 +88,9 @@ def parse_csv(path: str | Path) -> dict[str, np.ndarray]:
                 except (IndexError, ValueError):
                     raise DataError(f"{path}: line {line}: malformed row") from None
                 if pix.count(" ") != SIDE * SIDE - 1:
-                    raise DataError(f"{path}: line {line}: pixels has {len(pix.split())} values, "
-                                    f"expected {SIDE * SIDE}")
+                    raise DataError(
+                        f"{path}: line {line}: pixels has {len(pix.split())} values, expected {SIDE * SIDE}"
+                    )
                 if use not in USAGES:
                     raise DataError(f"{path}: line {line}: unknown Usage {use!r}; valid: {', '.join(USAGES)}")
                 if emo not in FER2013_TO_CANON:
@@ -134,8 +135,9 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)
 
 
-def read(root: str | Path, use_cache: bool = True, ferplus: str | Path | None = None,
-         ferplus_weight: float = 0.5) -> dict[str, Split]:
+def read(
+    root: str | Path, use_cache: bool = True, ferplus: str | Path | None = None, ferplus_weight: float = 0.5
+) -> dict[str, Split]:
     """FER2013's splits with FER2013's labels. ``ferplus=PATH`` (``fer2013new.csv``) adds FER+
     crowd votes as soft training targets: ``(1 - ferplus_weight) * one_hot(FER2013 label) +
     ferplus_weight * FER+ vote distribution`` on Training rows (rows FER+ marks as not-a-face or
@@ -155,8 +157,14 @@ def read(root: str | Path, use_cache: bool = True, ferplus: str | Path | None = 
         idx = np.flatnonzero(a["usage"] == code)
         split_soft = soft[idx] if soft is not None and usage == "Training" else None
         out[PROTOCOL[usage]] = Split(
-            name=PROTOCOL[usage], labels=a["emotion"][idx], label_names=EMOTIONS7,
-            images=a["pixels"][idx], soft=split_soft, ids=[f"row{i}" for i in idx], source=str(path))
+            name=PROTOCOL[usage],
+            labels=a["emotion"][idx],
+            label_names=EMOTIONS7,
+            images=a["pixels"][idx],
+            soft=split_soft,
+            ids=[f"row{i}" for i in idx],
+            source=str(path),
+        )
     return out
 
 
@@ -170,9 +178,11 @@ def blended_targets(arrays: dict[str, np.ndarray], ferplus_csv: Path, weight: fl
         ferplus_csv = ferplus_csv / "fer2013new.csv"
     usage, names, votes = parse_votes(ferplus_csv)
     if len(usage) != len(arrays["usage"]) or (usage != arrays["usage"]).any():
-        raise DataError(f"{ferplus_csv}: rows do not line up with the FER2013 csv ({len(usage):,} vs "
-                        f"{len(arrays['usage']):,} rows, or a different Usage order); the files must be "
-                        f"the same release")
+        raise DataError(
+            f"{ferplus_csv}: rows do not line up with the FER2013 csv ({len(usage):,} vs "
+            f"{len(arrays['usage']):,} rows, or a different Usage order); the files must be "
+            f"the same release"
+        )
     ferplus_label, dist = soft_labels(votes, 7)
     usable = (ferplus_label >= 0) & np.array([bool(n) for n in names])
     onehot = np.eye(7, dtype=np.float32)[arrays["emotion"]]

@@ -42,8 +42,10 @@ def _test_parts(files: list[tuple[Path, int]]) -> dict[str, list[tuple[Path, int
         return {"test": files}
     if None in part:
         bad = files[part.index(None)][0]
-        raise DataError(f"{bad}: test/ mixes PublicTest_/PrivateTest_ files with others; cannot "
-                        f"tell which split this file belongs to")
+        raise DataError(
+            f"{bad}: test/ mixes PublicTest_/PrivateTest_ files with others; cannot "
+            f"tell which split this file belongs to"
+        )
     return {s: [t for t, p in zip(files, part) if p == s] for s in ("val", "test")}
 
 
@@ -92,7 +94,12 @@ def read(root: str | Path) -> dict[str, Split]:
         if not files:
             raise DataError(f"{root}: the {split} split holds no images")
         paths = [f for f, _ in files]
-        out[split] = Split(name=split, labels=np.array([c for _, c in files]), label_names=EMOTIONS7,
-                           images=_images(root, paths), ids=[f.relative_to(root).as_posix() for f in paths],
-                           source=str(root))
+        out[split] = Split(
+            name=split,
+            labels=np.array([c for _, c in files]),
+            label_names=EMOTIONS7,
+            images=_images(root, paths),
+            ids=[f.relative_to(root).as_posix() for f in paths],
+            source=str(root),
+        )
     return out

@@ -130,8 +130,13 @@ def find_label_files(folder: Path) -> dict[str, Path] | None:
     return None
 
 
-def read(root: str | Path, mode: str = "majority", num_classes: int = 8, fer2013: str | Path | None = None,
-         votes: str = "fer2013new") -> dict[str, Split]:
+def read(
+    root: str | Path,
+    mode: str = "majority",
+    num_classes: int = 8,
+    fer2013: str | Path | None = None,
+    votes: str = "fer2013new",
+) -> dict[str, Split]:
     if mode not in ("majority", "soft"):
         raise ConfigError(f"ferplus mode must be 'majority' or 'soft', got {mode!r}")
     if votes not in ("fer2013new", "microsoft"):
@@ -153,9 +158,15 @@ def read(root: str | Path, mode: str = "majority", num_classes: int = 8, fer2013
     for code, usage_name in enumerate(fer.USAGES):
         idx = np.flatnonzero((usage == code) & keep & (labels >= 0))
         split = fer.PROTOCOL[usage_name]
-        out[split] = Split(name=split, labels=labels[idx], label_names=names, images=pixels[idx],
-                           soft=None if soft is None else soft[idx], ids=[f"row{i}" for i in idx],
-                           source=str(csv_path))
+        out[split] = Split(
+            name=split,
+            labels=labels[idx],
+            label_names=names,
+            images=pixels[idx],
+            soft=None if soft is None else soft[idx],
+            ids=[f"row{i}" for i in idx],
+            source=str(csv_path),
+        )
     return out
 
 
@@ -169,8 +180,10 @@ def _microsoft_votes(folder: Path, usage: np.ndarray, names: list[str]) -> tuple
     """Rows named in the per-split files and their votes (a repeated name maps to its last row)."""
     files = find_label_files(folder)
     if files is None:
-        raise DataError(f"{folder}: votes='microsoft' needs FER2013Train/label.csv (or "
-                        f"microsoft_labels/FER2013Train.label.csv) and the Valid/Test files")
+        raise DataError(
+            f"{folder}: votes='microsoft' needs FER2013Train/label.csv (or "
+            f"microsoft_labels/FER2013Train.label.csv) and the Valid/Test files"
+        )
     row_of = {n: i for i, n in enumerate(names) if n}  # later rows overwrite earlier ones
     keep = np.zeros(len(names), bool)
     votes = np.zeros((len(names), len(FERPLUS_COLUMNS)), np.int64)
@@ -189,19 +202,25 @@ def _fer2013_pixels(csv_path: Path, fer2013: str | Path | None, usage: np.ndarra
     """FER2013's pixels for every FER+ row, after checking the two files line up row by row."""
     source = Path(fer2013) if fer2013 is not None else csv_path.parent.parent / "fer2013"
     if fer2013 is None and not source.is_dir():
-        raise DataError(f"{csv_path}: FER+ holds votes only; pass fer2013=PATH to the FER2013 csv "
-                        f"(looked for {source}/fer2013.csv.gz)")
+        raise DataError(
+            f"{csv_path}: FER+ holds votes only; pass fer2013=PATH to the FER2013 csv "
+            f"(looked for {source}/fer2013.csv.gz)"
+        )
     found = fer.find_csv(source)
     if found.is_dir():
         raise DataError(f"{found}: FER+ is joined to the FER2013 csv by row order; an image folder cannot be")
     arrays = fer.load_arrays(found)
     if len(arrays["usage"]) != len(usage):
-        raise DataError(f"{csv_path}: {len(usage):,} rows but FER2013 ({source}) has "
-                        f"{len(arrays['usage']):,}; the files must be the same release")
+        raise DataError(
+            f"{csv_path}: {len(usage):,} rows but FER2013 ({source}) has "
+            f"{len(arrays['usage']):,}; the files must be the same release"
+        )
     bad = np.flatnonzero(arrays["usage"] != usage)
     if bad.size:
-        raise DataError(f"{csv_path}: Usage differs from FER2013 ({source}) at {bad.size:,} rows, "
-                        f"first at data row {bad[0] + 1}; the rows are not in the same order")
+        raise DataError(
+            f"{csv_path}: Usage differs from FER2013 ({source}) at {bad.size:,} rows, "
+            f"first at data row {bad[0] + 1}; the rows are not in the same order"
+        )
     return arrays["pixels"]
 
 
@@ -217,7 +236,13 @@ def _read_image_layout(folder: Path, mode: str, names: tuple[str, ...]) -> dict[
         idx = np.flatnonzero(labels >= 0)
         paths = [str(path.parent / img_names[i]) for i in idx]
         require_files(paths, path.parent)
-        out[split] = Split(name=split, labels=labels[idx], label_names=names, paths=paths,
-                           soft=None if soft is None else soft[idx], ids=[img_names[i] for i in idx],
-                           source=str(path))
+        out[split] = Split(
+            name=split,
+            labels=labels[idx],
+            label_names=names,
+            paths=paths,
+            soft=None if soft is None else soft[idx],
+            ids=[img_names[i] for i in idx],
+            source=str(path),
+        )
     return out

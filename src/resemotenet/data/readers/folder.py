@@ -32,8 +32,10 @@ def split_folders(root: Path) -> dict[str, Path]:
         return {"all": root}
     others = [d.name for d in subdirs(root) if d.name.lower() not in SPLIT_DIRS]
     if others:
-        raise DataError(f"{root}: has split folders {sorted(found)} and also {others}; "
-                        f"put class folders inside train/, val/ or test/")
+        raise DataError(
+            f"{root}: has split folders {sorted(found)} and also {others}; "
+            f"put class folders inside train/, val/ or test/"
+        )
     if "train" not in found:
         raise DataError(f"{root}: split folders {sorted(found)} but no train/")
     return found
@@ -69,7 +71,12 @@ def read(root: str | Path, num_classes: int | None = None) -> dict[str, Split]:
         if not files:
             raise DataError(f"{root}: the {split} split holds no images of classes {', '.join(names)}")
         files.sort(key=lambda t: t[0])
-        out[split] = Split(name=split, labels=np.array([c for _, c in files]), label_names=names,
-                           paths=[str(f) for f, _ in files],
-                           ids=[f.relative_to(root).as_posix() for f, _ in files], source=str(root))
+        out[split] = Split(
+            name=split,
+            labels=np.array([c for _, c in files]),
+            label_names=names,
+            paths=[str(f) for f, _ in files],
+            ids=[f.relative_to(root).as_posix() for f, _ in files],
+            source=str(root),
+        )
     return out

@@ -66,6 +66,14 @@ def read(root: str | Path, aligned: bool = True) -> dict[str, Split]:
     entries = {k: v for k, v in parse_labels(label_file).items() if v}
     paths = {k: [str(image_path(image_root, name, aligned)) for name, _ in rows] for k, rows in entries.items()}
     require_files([p for ps in paths.values() for p in ps], image_root / ("aligned" if aligned else "original"))
-    return {k: Split(name=k, labels=np.array([c for _, c in rows]), label_names=EMOTIONS7, paths=paths[k],
-                     ids=[name for name, _ in rows], source=str(label_file))
-            for k, rows in entries.items()}
+    return {
+        k: Split(
+            name=k,
+            labels=np.array([c for _, c in rows]),
+            label_names=EMOTIONS7,
+            paths=paths[k],
+            ids=[name for name, _ in rows],
+            source=str(label_file),
+        )
+        for k, rows in entries.items()
+    }

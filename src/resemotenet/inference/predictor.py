@@ -114,11 +114,12 @@ class Predictor:
     ``model``: None (the shipped model), a checkpoint or ``.onnx`` path, or a loaded module.
     ``detector``: a registry name ('centerface', 'haar', 'mediapipe', 'yunet') or any callable
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
-    ``margin``: the crop grows by this fraction of the face box. ``align=True``: when the detector
-    gives landmarks (centerface does), a face whose eyes tilt by 3 degrees or more is rotated
-    level before it is cropped (``faces.align_face``). Off by default: on 114 PrivateTest faces
-    turned by 10-25 degrees it changed the shipped model's accuracy from 63.2 % to 62.3 %
-    (``benchmarks/detectors.py --align 120``), no gain for the extra resampling. Below ``min_confidence`` a
+    ``margin`` and ``align`` default to the model card's framing (``ModelCard.framing``: the
+    margin per detector, measured by ``benchmarks/framing.py``). ``margin``: the crop grows by this
+    fraction of the face box. ``align``: when the detector gives landmarks (centerface does), a face
+    whose eyes tilt by 3 degrees or more is rotated level before it is cropped (``faces.align_face``;
+    on for the shipped models: +8.6 points on turned PublicTest faces, ``benchmarks/detectors.py
+    --align 120``). Below ``min_confidence`` a
     face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
     track's past probabilities (0 = none). ``redetect_every``: in a video, the whole frame is
     searched for faces every N analysed frames and only around the known faces in between

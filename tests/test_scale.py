@@ -143,7 +143,9 @@ def test_unreachable_address_fails_fast_in_one_line(inputs, tmp_path, capsys):
 def test_job_writes_every_row_once_and_lists_bad_inputs(ray_session, inputs, tmp_path):
     started = time.monotonic()
     s = _job(inputs, tmp_path / "out.parquet", workers=2)
-    assert time.monotonic() - started < 90  # bounded on 2 CPUs with 2 actors (no starved stage)
+    assert (
+        time.monotonic() - started < 300
+    )  # finishes (no starved stage) on 2 CPUs with 2 actors: a hang guard, not a timing
     rows = _rows(tmp_path / "out.parquet")
     _check_exactly_once(rows, inputs)
     face = next(r for r in rows if r["status"] == "face")
@@ -197,12 +199,14 @@ def test_a_killed_actor_loses_nothing_and_repeats_nothing(ray_session, inputs, t
     result: dict = {}
     job = threading.Thread(target=lambda: result.update(_job(inputs, tmp_path / "k.parquet", workers=2, worker=worker)))
     job.start()
-    deadline = time.monotonic() + 60
-    while not any(pids.iterdir()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 240  # actors start slowly on two busy cores
+    while not any(pids.iterdir()) and time.monotonic() < deadline and job.is_alive():
         time.sleep(0.05)
-    victim = int(next(pids.iterdir()).name)
+    started = list(pids.iterdir())
+    assert started, "no actor started within 240 s" if job.is_alive() else "the job ended before an actor started"
+    victim = int(started[0].name)
     os.kill(victim, signal.SIGKILL)  # mid-item: the actor sleeps in __call__
-    job.join(timeout=120)
+    job.join(timeout=300)
     assert not job.is_alive(), "the job did not finish after a worker was killed"
     assert result, "the job raised (see the thread's traceback above)"
     _check_exactly_once(_rows(tmp_path / "k.parquet"), inputs)

@@ -44,7 +44,7 @@ def side_model():
         loss.backward()
         opt.step()
     model.eval()
-    model.pretrained_cfg = {"preprocess": spec.to_dict(), "labels": ["left", "right"]}
+    model.pretrained_cfg = {"model": "resemotenet_t", "preprocess": spec.to_dict(), "labels": ["left", "right"]}
     test = [(square_image(rng, bool(y)), y) for y in rng.integers(0, 2, 40)]
     with torch.no_grad():
         pred = model(preprocess_batch(np.stack([t for t, _ in test])[..., None], spec)).argmax(1).numpy()

@@ -21,9 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PreprocessSpec
-from ..data.transforms import preprocess_batch, resize_face
-from ..utils.errors import ConfigError, DataError
+from ..utils.errors import CheckpointError, ConfigError, DataError
 
 LAYERS = ("se", "res_block1", "res_block2", "res_block3")
 DEFAULT_LAYER = "se"
@@ -54,12 +52,12 @@ def explain(
     class ``target`` (an index or label; default: the predicted class). ``layer`` overrides the
     block (see the module notes). A map that is zero everywhere means no evidence for the class."""
     model = _torch_model(model_or_predictor)
-    meta = getattr(model, "pretrained_cfg", None) or {}
-    if "preprocess" not in meta:
-        raise ConfigError(
-            "the model has no pretrained_cfg (labels and preprocessing); load it with resemotenet.load_model"
-        )
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    from ..models.checkpoint import card_of
+
+    try:
+        card = card_of(model)
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
     crop = np.asarray(face_crop)
     if crop.dtype != np.uint8 or crop.ndim not in (2, 3) or (crop.ndim == 3 and crop.shape[2] != 3) or 0 in crop.shape:
         raise DataError(f"expected a uint8 face crop shaped (H, W) or (H, W, 3), got {crop.dtype} {crop.shape}")
@@ -67,8 +65,7 @@ def explain(
     block = getattr(model, layer, None)
     if not isinstance(block, nn.Module):
         raise ConfigError(f"{type(model).__name__} has no block {layer!r}; valid: {', '.join(LAYERS)}")
-    img = resize_face(crop, spec.size)
-    x = preprocess_batch((np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img)[None], spec)
+    x = card.transforms()([crop])  # the model card's one preprocessing
     seen: list[torch.Tensor] = []
     hook = block.register_forward_hook(lambda m, i, o: seen.append(o))
     was_training = model.training
@@ -76,7 +73,7 @@ def explain(
     try:
         with torch.enable_grad():
             logits = model(x)
-            cls = _target(target, meta, logits)
+            cls = _target(target, card.to_meta(), logits)
             (grad,) = torch.autograd.grad(logits[0, cls], seen[-1])
     finally:
         hook.remove()

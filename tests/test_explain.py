@@ -115,7 +115,7 @@ def test_error_paths(side_model, tmp_path):
         explain(side_model, img, layer="fc9")
     from resemotenet.models import create_model
 
-    with pytest.raises(ConfigError, match="pretrained_cfg"):
+    with pytest.raises(ConfigError, match="no model card"):
         explain(create_model("resemotenet_t", num_classes=2, in_chans=1), img)
 
     class OnnxPredictor:

@@ -236,6 +236,7 @@ CHECKPOINT_CASES: dict[str, tuple[Callable, str]] = {
     "broken_meta": (_broken_meta, "not valid JSON"),
     "no_model_name": (_meta_without_model, "lacks 'model'"),
     "missing": (lambda d, s: d / "nowhere.pt", "not found"),
+    "text": (lambda d, s: (d / "notes.pt").write_text("hello") and d / "notes.pt", "not a checkpoint file"),
 }
 
 

@@ -11,6 +11,7 @@ recognised by its keys, loaded with ``strict=True`` and its class order remapped
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,14 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip archive nor a pickle
+        raise CheckpointError(f"{path}: not a checkpoint file (neither a torch archive nor safetensors)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip files, foreign objects
         raise CheckpointError(f"{path}: {_refusal(exc)}") from exc
     if isinstance(obj, dict) and "resemotenet" in obj:
@@ -116,14 +123,14 @@ def _refusal(exc: Exception) -> str:
     import zipfile
 
     text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Unsupported global" in text:
+    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
         return (
             "refused: the file holds Python objects besides tensors, and checkpoints are only ever "
             "loaded without running pickled code; save a plain state_dict, or .safetensors, instead"
         )
     if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "EOF" in text:
         return "not a loadable checkpoint (truncated or not a torch file)"
-    if isinstance(exc, (KeyError, ValueError, UnicodeDecodeError)):  # text or another binary format
+    if isinstance(exc, (KeyError, ValueError, UnicodeDecodeError, pickle.UnpicklingError)):  # text, another format
         return "not a checkpoint file (neither a torch archive nor safetensors)"
     return f"not a loadable checkpoint ({type(exc).__name__})"
 

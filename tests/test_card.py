@@ -139,3 +139,18 @@ def test_info_prints_the_card(capsys):
     assert "architecture   resemotenet_s" in out and "haar: 0.0" in out and "PrivateTest" in out
     assert main(["info", "fast", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["framing"]["detector_margins"] == {"haar": 0.0, "centerface": 0.1}
+
+
+def test_predictor_takes_its_framing_from_the_card(tmp_path):
+    """The card's margin per detector (and alignment) reach the crop unless the caller overrides them."""
+    from resemotenet.inference.predictor import Predictor
+    from resemotenet.models import create_model, save_model
+
+    framing = Framing(margin=0.3, detector_margins={"haar": 0.0}, align=True)
+    meta = ModelCard.from_meta(OLD_META).with_(framing=framing).to_meta()
+    path = save_model(tmp_path / "m.pt", create_model("resemotenet_s", num_classes=7, in_chans=1, width=0.125), meta)
+    assert Predictor(path, detector="haar").margin == 0.0
+    assert Predictor(path, detector="centerface").margin == 0.3
+    p = Predictor(path, detector="haar", margin=0.15, align=False)
+    assert p.margin == 0.15 and p.align is False
+    assert Predictor(path, detector="haar").align is True

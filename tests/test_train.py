@@ -51,6 +51,25 @@ def test_one_epoch_fit_writes_a_self_describing_run(fer2013_csv, tmp_path):
     assert extra["epoch"] == 0
 
 
+def test_a_run_can_leave_the_test_split_unread(fer2013_csv, tmp_path, monkeypatch, capsys):
+    import resemotenet.engine.trainer as trainer_mod
+
+    seen = []
+
+    def recording(model, split, *a, **k):
+        seen.append(split.name)
+        return real_evaluate(model, split, *a, **k)
+
+    real_evaluate = trainer_mod.evaluate
+    monkeypatch.setattr(trainer_mod, "evaluate", recording)
+    result = train(tiny_cfg(fer2013_csv, tmp_path / "run", "epochs=1", "test_at_end=false"))
+    run = tmp_path / "run"
+    assert "test" not in result and not (run / "test_metrics.json").exists()
+    assert (run / "best.pt").is_file() and len(list(csv.DictReader((run / "results.csv").open()))) == 1
+    assert "test split not evaluated (test_at_end: false)" in capsys.readouterr().out
+    assert seen == ["val"]  # one validation pass; the test split is never evaluated
+
+
 def test_every_epoch_is_kept_and_averages(fer2013_csv, tmp_path, capsys):
     train(tiny_cfg(fer2013_csv, tmp_path / "run", "save_every_epoch=true"))
     run = tmp_path / "run"
@@ -96,7 +115,7 @@ def test_learning_rate_schedule_warmup_and_cosine():
 
 
 @pytest.mark.parametrize(
-    "path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")), ids=lambda p: p.name
+    "path", sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")), ids=lambda p: p.name
 )
 def test_every_shipped_config_loads(path):
     cfg = load_config(str(path), [])

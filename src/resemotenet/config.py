@@ -116,6 +116,7 @@ class TrainConfig:
     distill_temperature: float = 4.0
     progress: bool = True
     max_steps_per_epoch: int | None = None
+    test_at_end: bool = True  # False: never evaluate on the test split (ablations select and report on validation only)
     save_every_epoch: bool = False  # also keep epochNNN.safetensors (weights only), e.g. for `resemotenet average`
 
     def to_dict(self) -> dict[str, Any]:

@@ -362,7 +362,12 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         """Test once, with the checkpoint chosen on validation; draw the curves."""
         result: dict[str, Any] = {"run_dir": str(self.out)}
-        if self.main:
+        if self.main and not self.cfg.test_at_end:
+            print(
+                f"best epoch: val_acc {self.stopper.best:.4f}; test split not evaluated (test_at_end: false)",
+                flush=True,
+            )
+        elif self.main:
             state, meta, extra = load_checkpoint(self.out / "best.pt")
             best = model_from_state(state, meta).to(self.device)
             test = evaluate(

@@ -26,6 +26,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'resemotenet[serve]'")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (part of the test extra)")
 
+from resemotenet.inference.predictor import iou
 from resemotenet.inference.sources import demo_image
 from resemotenet.serve.batcher import MicroBatcher
 from resemotenet.serve.server import ServerThread
@@ -373,25 +374,25 @@ def _browser():
     return webdriver, chrome, driver
 
 
+def camera_frame() -> np.ndarray:
+    """The fake camera's 640x480 frame (BGR): the shipped photo, padded at the sides."""
+    cv2 = _cv2()
+    img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (480, 480))
+    return cv2.copyMakeBorder(img, 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(40, 40, 40))
+
+
 def write_y4m(path, frames: int = 8) -> None:
     """A 640x480 clip of the shipped photo for Chromium's fake camera (raw I420 frames)."""
     cv2 = _cv2()
-    img = cv2.resize(cv2.imdecode(np.frombuffer(PHOTO, np.uint8), cv2.IMREAD_COLOR), (480, 480))
-    img = cv2.copyMakeBorder(img, 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(40, 40, 40))
-    yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()
+    yuv = cv2.cvtColor(camera_frame(), cv2.COLOR_BGR2YUV_I420).tobytes()
     path.write_bytes(
         b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n" + b"".join(b"FRAME\n" + yuv for _ in range(frames))
     )
 
 
-def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path):
-    webdriver, chrome, driver = _browser()
-    from selenium.webdriver.chrome.service import Service as DriverService
-    from selenium.webdriver.support.ui import WebDriverWait
-
+def _chrome_options(webdriver, chrome: str, tmp_path):
+    """Headless Chromium whose camera is the fake clip of the shipped photo."""
     write_y4m(tmp_path / "cam.y4m")
-    shots = Path(os.environ.get("RESEMOTENET_TEST_ARTIFACTS", tmp_path))  # screenshots are kept there
-    shots.mkdir(parents=True, exist_ok=True)
     opts = webdriver.ChromeOptions()
     opts.binary_location = chrome
     for flag in (
@@ -405,6 +406,33 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
         "--window-size=1200,1400",
     ):
         opts.add_argument(flag)
+    return opts
+
+
+def _shots(tmp_path) -> Path:
+    shots = Path(os.environ.get("RESEMOTENET_TEST_ARTIFACTS", tmp_path))  # screenshots are kept there
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def _left_edge_white(b, box) -> float:
+    """Share of white pixels along the left edge of a drawn box (uncertain faces: dashed white)."""
+    x0, y0, _, y1 = box
+    edge = np.array(
+        b.execute_script(
+            "const g = document.getElementById('overlay').getContext('2d');"
+            f"return Array.from(g.getImageData({x0}, {y0}, 1, {y1 - y0}).data);"
+        )
+    ).reshape(-1, 4)
+    return float(((edge[:, 3] > 200) & (edge[:, :3].min(1) > 200)).mean())
+
+
+def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path):
+    webdriver, chrome, driver = _browser()
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts, shots = _chrome_options(webdriver, chrome, tmp_path), _shots(tmp_path)
     settings = ServeSettings(port=0, min_confidence=0.99, review=str(tmp_path / "review"))
     with ServerThread(settings) as s:
         b = webdriver.Chrome(options=opts, service=DriverService(driver))
@@ -414,15 +442,8 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
             wait = WebDriverWait(b, 30)
             wait.until(lambda d: d.execute_script("return (state.lastFaces || []).length") > 0)
             b.save_screenshot(str(shots / "serve_live.png"))
-            x0, y0, _, y1 = b.execute_script("return state.lastFaces[0].box")
-            edge = np.array(
-                b.execute_script(
-                    "const g = document.getElementById('overlay').getContext('2d');"
-                    f"return Array.from(g.getImageData({x0}, {y0}, 1, {y1 - y0}).data);"
-                )
-            ).reshape(-1, 4)
-            white = (edge[:, 3] > 200) & (edge[:, :3].min(1) > 200)
-            assert 0.3 < white.mean() < 0.9, white.mean()  # the left edge drawn dashed white: uncertain
+            white = _left_edge_white(b, b.execute_script("return state.lastFaces[0].box"))
+            assert 0.3 < white < 0.9, white  # the left edge drawn dashed white: uncertain
             assert "uncertain?" in b.execute_script("return faceText(state.lastFaces[0])")
             b.find_element("id", "live-stop").click()
             b.find_element("css selector", "[data-tab=review]").click()
@@ -436,6 +457,64 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
         with httpx.Client(base_url=s.url) as c:
             names = zipfile.ZipFile(io.BytesIO(c.get("/v1/review-export").content)).namelist()
     assert f"happy/{item}.jpg" in names
+
+
+def test_on_device_mode_analyses_in_the_page_and_sends_no_frame(tmp_path):
+    """The detector and the model run in Chromium on ONNX Runtime Web: boxes and labels are drawn,
+    the service sees no frame, and the page's answer matches the service's on the same frame."""
+    webdriver, chrome, driver = _browser()
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts, shots = _chrome_options(webdriver, chrome, tmp_path), _shots(tmp_path)
+    settings = ServeSettings(port=0, min_confidence=0.99, detector="centerface")
+    with ServerThread(settings) as s:
+        b = webdriver.Chrome(options=opts, service=DriverService(driver))
+        try:
+            b.get(s.url + "/")
+            Select(b.find_element("id", "live-mode")).select_by_value("device")
+            assert b.find_element("id", "mode-device").is_displayed()
+            b.find_element("id", "live-start").click()
+            WebDriverWait(b, 180).until(
+                lambda d: (
+                    d.execute_script("return (state.lastFaces || []).length") > 0
+                    or "on-device" in d.find_element("id", "live-info").text
+                )
+            )
+            info = b.find_element("id", "live-info").text
+            assert "in this browser" in info, info
+            assert b.execute_script("return state.mode") == "device" and b.execute_script("return state.ws") is None
+            b.save_screenshot(str(shots / "serve_on_device.png"))
+            page = b.execute_script("return state.lastFaces[0]")
+            white = _left_edge_white(b, page["box"])
+            assert 0.3 < white < 0.9, white
+            b.find_element("id", "live-stop").click()
+        finally:
+            b.quit()
+        with httpx.Client(base_url=s.url) as c:
+            metrics = c.get("/metrics").text
+            assert 'route="/v1/live"' not in metrics and 'route="/v1/predict"' not in metrics
+            ok, png = _cv2().imencode(".png", camera_frame())
+            served = c.post("/v1/predict", content=png.tobytes()).json()["faces"]
+    assert len(served) == 1 and page["uncertain"] and page["top2"]
+    assert iou(tuple(page["box"]), tuple(served[0]["box"])) > 0.8, (page["box"], served[0]["box"])
+    p_page = np.array([page["probabilities"][k] for k in served[0]["probabilities"]])
+    p_served = np.array(list(served[0]["probabilities"].values()))
+    assert p_page.argmax() == p_served.argmax() and np.abs(p_page - p_served).max() < 0.1, (p_page, p_served)
+
+
+def test_on_device_files_and_description(client):
+    info = client.get("/v1/on-device").json()
+    assert info["labels"][0] == "angry" and info["preprocess"]["size"] == 96
+    assert info["detector"]["outputs"] == ["537", "538", "539", "540"] and info["framing"]["margin"] >= 0
+    detector = client.get(info["detector"]["url"])
+    assert detector.status_code == 200 and len(detector.content) > 1_000_000
+    for name in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+        r = client.get(f"/static/ort/{name}")
+        assert r.status_code == 200 and len(r.content) > 10_000, name
+    assert client.get("/static/ort/ort-wasm-simd-threaded.mjs").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/ort/ort-wasm-simd-threaded.wasm").headers["content-type"] == "application/wasm"
 
 
 def _wait(client, job_id: str, done, timeout: float = 20.0) -> dict:

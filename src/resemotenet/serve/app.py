@@ -6,15 +6,17 @@ an unexpected failure is a 500 with the same shape, and the service keeps servin
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
+import mimetypes
 import time
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -45,6 +47,10 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     add_job_routes(app, service)
     add_review_routes(app, service)
     add_live_route(app, service)
+    _on_device_routes(app, service)
+    # ONNX Runtime Web's files: module scripts must be served as JavaScript, wasm as wasm
+    mimetypes.add_type("text/javascript", ".mjs")
+    mimetypes.add_type("application/wasm", ".wasm")
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.add_middleware(Guard, settings=settings)
     return app
@@ -190,3 +196,21 @@ def _core_routes(app: FastAPI, service: Service) -> None:
             d = face_json(f)
             out.append({k: d[k] for k in ("label", "score", "probabilities", "top2", "uncertain")} | {"name": name})
         return {"model": service.model_name, "min_confidence": service.predictor.min_confidence, "faces": out}
+
+
+def _on_device_routes(app: FastAPI, service: Service) -> None:
+    """The page's on-device mode (``serve.ondevice``): frames stay in the browser."""
+    from .ondevice import detector_path
+
+    @app.get("/v1/on-device", summary="What a browser needs to run the detector and the model itself")
+    async def on_device() -> dict[str, Any]:
+        return service.on_device.info()
+
+    @app.get("/v1/on-device/model.onnx", summary="The served model as ONNX (converted once, on first use)")
+    async def on_device_model() -> Response:
+        data = await asyncio.get_running_loop().run_in_executor(None, service.on_device.model_bytes)
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/v1/on-device/detector.onnx", summary="The CenterFace face detector (ONNX)")
+    async def on_device_detector() -> FileResponse:
+        return FileResponse(detector_path(), media_type="application/octet-stream")

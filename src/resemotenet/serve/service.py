@@ -25,6 +25,7 @@ from ..labels import UNCERTAIN
 from .batcher import MicroBatcher
 from .imaging import decode_image
 from .metrics import Metrics
+from .ondevice import OnDevice
 from .settings import ServeSettings
 
 
@@ -64,6 +65,7 @@ class Service:
 
         self.review = ReviewStore(settings.review, self.labels, settings.review_max) if settings.review else None
         self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s)
+        self.on_device = OnDevice(settings.model, self.predictor)
         self.metrics.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: self.batcher.depth)
         self.metrics.gauge(
             "resemotenet_model_calls_total", "Model calls made by the micro-batcher.", lambda: self.batcher.calls

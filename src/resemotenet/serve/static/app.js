@@ -1,10 +1,11 @@
-// The resemotenet page: Live (camera -> WebSocket -> boxes), Jobs, Review. No build step, no CDN.
+// The resemotenet page: Live (camera -> WebSocket -> boxes, or on-device: ondevice.js), Jobs, Review.
+// No build step, no CDN.
 "use strict";
 
 const COLORS = {angry: "#e62828", disgust: "#78aa28", fear: "#963cc8", happy: "#fac800", sad: "#286ee6",
   surprise: "#fa8200", neutral: "#c8c8c8", contempt: "#a0643c", uncertain: "#ffffff"};
 const $ = (id) => document.getElementById(id);
-const state = {labels: [], minConfidence: 0, ws: null, stream: null, history: [], review: null};
+const state = {labels: [], minConfidence: 0, ws: null, stream: null, history: [], review: null, mode: null, deviceRun: false};
 
 // ---- API access: the token (if any) rides in a header, never in a URL ----------------------------
 const tokenInput = $("token");
@@ -72,12 +73,30 @@ const video = $("video"), overlay = $("overlay"), grab = document.createElement(
 $("live-start").addEventListener("click", startLive);
 $("live-stop").addEventListener("click", stopLive);
 
+const liveMode = $("live-mode");
+liveMode.addEventListener("change", () => {
+  $("mode-server").hidden = liveMode.value !== "server"; $("mode-device").hidden = liveMode.value !== "device";
+});
+
 async function startLive() {
+  $("live-start").disabled = true;
+  const onDevice = liveMode.value === "device";
+  if (onDevice && !OnDevice.ready()) {
+    try {
+      const info = await apiJson("/v1/on-device");
+      await OnDevice.load(info, async (url) => (await api(url)).arrayBuffer(), (m) => { $("live-info").textContent = m; });
+    } catch (e) {
+      $("live-info").textContent = "on-device mode: " + e.message; $("live-start").disabled = false; return;
+    }
+  }
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: false});
-  } catch (e) { $("live-info").textContent = "camera: " + e.message; return; }
+  } catch (e) { $("live-info").textContent = "camera: " + e.message; $("live-start").disabled = false; return; }
   video.srcObject = state.stream;
   await video.play();
+  state.mode = onDevice ? "device" : "server";
+  $("live-stop").disabled = false; liveMode.disabled = true;
+  if (onDevice) { state.deviceRun = true; deviceLoop(); return; }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/v1/live`);
   ws.binaryType = "arraybuffer";
@@ -85,14 +104,25 @@ async function startLive() {
   ws.onopen = () => ws.send(JSON.stringify({token: tokenInput.value || null}));
   ws.onmessage = (ev) => onLiveMessage(JSON.parse(ev.data));
   ws.onclose = (ev) => { $("live-info").textContent = "connection closed" + (ev.reason ? ": " + ev.reason : ""); };
-  $("live-start").disabled = true; $("live-stop").disabled = false;
+}
+
+async function deviceLoop() {
+  while (state.deviceRun) {
+    if (video.videoWidth) {
+      try { showFaces(await OnDevice.analyse(video), "in this browser"); } catch (e) {
+        $("live-info").textContent = "on-device analysis: " + e.message; state.deviceRun = false; break;
+      }
+    }
+    await new Promise((r) => requestAnimationFrame(r));
+  }
 }
 
 function stopLive() {
+  state.deviceRun = false;
   if (state.ws) state.ws.close();
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   state.ws = state.stream = null;
-  $("live-start").disabled = false; $("live-stop").disabled = true;
+  $("live-start").disabled = false; $("live-stop").disabled = true; liveMode.disabled = false;
 }
 
 function sendFrame() {
@@ -109,17 +139,19 @@ let lastFrameAt = 0;
 function onLiveMessage(msg) {
   if (msg.ready) { state.labels = msg.labels; state.minConfidence = msg.min_confidence; sendFrame(); return; }
   if (msg.error && !msg.faces) { $("live-info").textContent = msg.error; if (!state.ws) return; }
-  if (msg.faces) {
-    state.lastFaces = msg.faces;
-    drawFaces(msg.faces, msg.width, msg.height);
-    state.history.push({t: performance.now() / 1000, labels: msg.faces.map((f) => f.label)});
-    drawLiveChart();
-    const now = performance.now();
-    const fps = lastFrameAt ? 1000 / (now - lastFrameAt) : 0;
-    lastFrameAt = now;
-    $("live-info").textContent = `${msg.faces.length} face(s), ${msg.ms} ms on the server, ${fps.toFixed(1)} frames/s`;
-  }
+  if (msg.faces) showFaces(msg, "on the server");
   requestAnimationFrame(sendFrame);  // the next frame only after this answer: no backlog
+}
+
+function showFaces(msg, where) {
+  state.lastFaces = msg.faces;
+  drawFaces(msg.faces, msg.width, msg.height);
+  state.history.push({t: performance.now() / 1000, labels: msg.faces.map((f) => f.label)});
+  drawLiveChart();
+  const now = performance.now();
+  const fps = lastFrameAt ? 1000 / (now - lastFrameAt) : 0;
+  lastFrameAt = now;
+  $("live-info").textContent = `${msg.faces.length} face(s), ${msg.ms} ms ${where}, ${fps.toFixed(1)} frames/s`;
 }
 
 function faceText(f) {

@@ -1,10 +1,24 @@
-"""Timing helper shared by the benchmark scripts (run as ``python benchmarks/NAME.py``)."""
+"""Helpers shared by the benchmark scripts (run as ``python benchmarks/NAME.py``): timing, and the
+CPU every printed figure names."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import cpu_name
 from torch.utils.flop_counter import FlopCounterMode
 
 from resemotenet.config import PreprocessSpec
@@ -117,16 +117,6 @@ def conv_reference(q: dict) -> float:
         f = flops(lambda: conv(x))
         t = timings(lambda: conv(x), q["b64_reps"], 2, q["budget"])
     return f / np.median(t) / 1e9
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def native_bf16() -> bool:

@@ -29,20 +29,13 @@ import time
 import cv2
 import numpy as np
 import torch
-from _timing import median_seconds
+from _timing import cpu_name, median_seconds
 
 from resemotenet.data.dataset import read_image
 from resemotenet.inference.backends import TorchBackend, open_backend
 from resemotenet.inference.faces import FaceFollower
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image
-
-
-def cpu_name() -> str:
-    for line in open("/proc/cpuinfo").read().splitlines() if os.path.exists("/proc/cpuinfo") else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:

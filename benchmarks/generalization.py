@@ -1,0 +1,100 @@
+"""Generalisation figures of models on validation data only (FER2013 PublicTest), side by side:
+
+- accuracy against FER2013's own labels;
+- accuracy against FER+ majority labels on the same faces (the crowd's reading, 7 shared classes);
+- mean accuracy under the corruption suite (noise, blur, low light, JPEG, occlusion; severities
+  1-3) and its ratio to clean accuracy (``analysis.robustness``);
+- recall of the two classes that fail most off FER2013 (disgust, fear), against FER2013 labels.
+
+It never reads PrivateTest, so it may be run on every candidate of an ablation.
+
+    python benchmarks/generalization.py default runs/ablation/ft_control/best.pt runs/ablation/ft_ferplus/best.pt
+    python benchmarks/generalization.py default --fer2013 PATH --ferplus PATH --limit 500   # a quick look
+
+Prints one markdown row per model and, with ``--output``, one JSON line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", help="shipped names or checkpoints")
+    p.add_argument("--fer2013", default=str(DATA / "fer2013"), help="FER2013 csv or its folder")
+    p.add_argument("--ferplus", default=str(DATA / "ferplus"), help="folder holding fer2013new.csv")
+    p.add_argument("--limit", type=int, help="first N PublicTest faces only (a quick look, not a figure)")
+    p.add_argument("--severities", default="1,2,3")
+    p.add_argument("--output", help="append one JSON line per model here")
+    return p.parse_args(argv)
+
+
+def measure(model_name: str, fer_val, ferplus_val, severities: str) -> dict:
+    from resemotenet.analysis.robustness import evaluate_corruptions
+    from resemotenet.cli.backend import open_model
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.engine.evaluator import evaluate
+
+    model, meta = open_model(model_name)
+    spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
+    temperature = float(meta.get("temperature", 1.0))
+    t0 = time.perf_counter()
+    fer = evaluate(model, fer_val, labels, spec, temperature=temperature).to_dict()
+    plus = evaluate(model, ferplus_val, labels, spec, temperature=temperature).to_dict()
+    rob = evaluate_corruptions(model, fer_val, labels, spec, severities=severities, temperature=temperature)
+    return {
+        "model": model_name,
+        "n_fer2013": fer["n"],
+        "n_ferplus": plus["n"],
+        "fer2013_acc": fer["accuracy"],
+        "fer2013_macro_f1": fer["macro_f1"],
+        "ferplus_majority_acc": plus["accuracy"],
+        "corrupted_acc": rob["mean_corrupted_accuracy"],
+        "corrupted_ratio": rob["relative_accuracy"],
+        "disgust_recall": fer["per_class"]["disgust"]["recall"],
+        "fear_recall": fer["per_class"]["fear"]["recall"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from _timing import cpu_name
+
+    from resemotenet.data import load
+
+    fer_val = load(f"fer2013:{args.fer2013}", limit=args.limit)["val"]
+    ferplus_val = load(
+        f"ferplus:{args.ferplus}", options={"fer2013": args.fer2013, "mode": "majority"}, limit=args.limit
+    )["val"]
+    print(
+        f"# PublicTest (validation) only; {time.strftime('%Y-%m-%d')}; {cpu_name()}; python {platform.python_version()}"
+    )
+    print(f"# {len(fer_val)} faces with FER2013 labels, {len(ferplus_val)} with a FER+ majority label")
+    print("| model | FER2013 labels | FER+ majority | corrupted (mean) | corrupted / clean | disgust R | fear R |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models:
+        r = measure(name, fer_val, ferplus_val, args.severities)
+        print(
+            f"| {name} | {100 * r['fer2013_acc']:.2f} % | {100 * r['ferplus_majority_acc']:.2f} % | "
+            f"{100 * r['corrupted_acc']:.2f} % | {100 * r['corrupted_ratio']:.1f} % | "
+            f"{r['disgust_recall']:.3f} | {r['fear_recall']:.3f} |",
+            flush=True,
+        )
+        if args.output:
+            with open(args.output, "a") as f:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,7 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed (part of the
 
 from resemotenet.inference.predictor import iou
 from resemotenet.inference.sources import demo_image
+from resemotenet.models.checkpoint import DEFAULT_WEIGHTS
 from resemotenet.serve.batcher import MicroBatcher
 from resemotenet.serve.server import ServerThread
 from resemotenet.serve.settings import ServeSettings
@@ -311,9 +312,49 @@ def test_review_queue_label_export_and_retention(client, dirs):
     assert "not a class" in _error(client.post(f"/v1/review/{item['id']}", json={"label": "joyful"}), 422)
     assert client.post(f"/v1/review/{item['id']}", json={"label": "happy"}).json()["label"] == "happy"
     _error(client.post(f"/v1/review/{item['id']}", json={"label": "happy"}), 404)  # already labelled
-    assert (dirs["review"] / "labelled" / "happy" / f"{item['id']}.jpg").is_file()
+    # the first face of a class is held out (labelled/test/), so no fine-tune trains on it
+    assert (dirs["review"] / "labelled" / "test" / "happy" / f"{item['id']}.jpg").is_file()
     names = zipfile.ZipFile(io.BytesIO(client.get("/v1/review-export").content)).namelist()
-    assert f"happy/{item['id']}.jpg" in names
+    assert f"test/happy/{item['id']}.jpg" in names
+    assert client.get("/v1/review").json()["counts"]["held_out"] == 1
+
+    second = client.get("/v1/review").json()["items"][0]
+    cam = client.get(f"/v1/review/{second['id']}/explain")
+    assert cam.status_code == 200 and cam.content[:8] == b"\x89PNG\r\n\x1a\n"
+    heat = _cv2().imdecode(np.frombuffer(cam.content, np.uint8), 1)
+    assert heat.shape[0] >= 192 and heat.std() > 10  # the crop, enlarged, under a coloured map
+    _error(client.get("/v1/review/" + "0" * 32 + "/explain"), 404)
+
+    # before / after: the served model and a checkpoint in the review folder, on the held-out face
+    models = dirs["review"] / "models"
+    models.mkdir(exist_ok=True)
+    (models / "same.safetensors").write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    (models / "broken.pt").write_bytes(b"not a checkpoint")
+    r = client.get("/v1/review-compare").json()
+    assert r["held_out"] == 1 and "resemotenet train --init-from default --data folder:" in r["train_command"]
+    served, broken, same = r["rows"]
+    assert served["model"].startswith("served:") and served["n"] == 1
+    assert same["model"] == "models/same.safetensors" and same["accuracy"] == served["accuracy"]
+    assert broken["model"] == "models/broken.pt" and broken["error"]
+
+
+def test_review_store_holds_out_every_fifth_face_per_class_and_migrates_the_flat_layout(tmp_path):
+    from resemotenet.inference.results import FaceResult
+    from resemotenet.serve.review import ReviewStore
+
+    labels = ("angry", "happy")
+    flat = tmp_path / "labelled" / "happy"
+    flat.mkdir(parents=True)
+    (flat / ("a" * 32 + ".jpg")).write_bytes(b"old")  # an older layout's crop
+    store = ReviewStore(tmp_path, labels)
+    assert (tmp_path / "labelled" / "test" / "happy" / ("a" * 32 + ".jpg")).is_file() and not flat.exists()
+    face = FaceResult("x", 0, 0.0, (0, 0, 8, 8), "uncertain", 0.4, {"angry": 0.4, "happy": 0.6}, None, None)
+    parts = []
+    for _ in range(10):
+        item = store.add(np.zeros((8, 8, 3), np.uint8), face, "x")
+        parts.append(store.label(item, "angry")["part"])
+    assert parts == ["test"] + ["train"] * 4 + ["test"] + ["train"] * 4
+    assert store.counts()["labelled"] == {"angry": 10, "happy": 1} and store.counts()["held_out"] == 3
 
 
 def test_live_websocket_answers_frames_with_tracked_faces(server):
@@ -451,12 +492,16 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
             item = b.execute_script("return state.review.id")
             b.find_element("tag name", "body").send_keys("4")  # 4 = happy, the 4th label
             wait.until(lambda d: "happy 1" in d.find_element("id", "review-counts").text)
+            b.find_element("id", "review-compare").click()  # before / after on the held-out face
+            wait.until(lambda d: "served:" in d.find_element("id", "compare-table").text)
+            assert "1 held-out face(s)" in b.find_element("id", "compare-msg").text
+            assert "--data folder:" in b.find_element("id", "compare-command").text
             b.save_screenshot(str(shots / "serve_review.png"))
         finally:
             b.quit()
         with httpx.Client(base_url=s.url) as c:
             names = zipfile.ZipFile(io.BytesIO(c.get("/v1/review-export").content)).namelist()
-    assert f"happy/{item}.jpg" in names
+    assert f"test/happy/{item}.jpg" in names
 
 
 def test_on_device_mode_analyses_in_the_page_and_sends_no_frame(tmp_path):

@@ -80,6 +80,18 @@ def _store(service: Service) -> Any:
     return service.review
 
 
+def _explain_png(service: Service, jpeg: bytes) -> bytes:
+    """The crop under its Grad-CAM map for the class the served model predicts."""
+    import cv2
+
+    from ..inference.explain import explain, overlay
+    from .imaging import decode_image
+
+    crop = decode_image(jpeg, service.settings.max_pixels)
+    ok, png = cv2.imencode(".png", overlay(crop, explain(service.predictor, crop))[..., ::-1])
+    return png.tobytes()
+
+
 def add_review_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/review", summary="Uncertain faces waiting for a label, oldest first")
     async def queue(limit: int = 50) -> dict[str, Any]:
@@ -98,6 +110,23 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     @app.post("/v1/review/{item_id}", summary="Label a face: a class name, no_face or skip")
     async def label(item_id: str, body: ReviewLabel) -> dict[str, Any]:
         return _store(service).label(item_id, body.label)
+
+    @app.get("/v1/review/{item_id}/explain", summary="Grad-CAM heat map over a pending face (PNG)")
+    async def explain(item_id: str) -> Response:
+        store = _store(service)
+        data = store.image(item_id)
+        png = await asyncio.get_running_loop().run_in_executor(None, _explain_png, service, data)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/review-compare", summary="Before / after: accuracy on the held-out reviewed faces")
+    async def compare() -> dict[str, Any]:
+        from .compare import compare as run_compare
+
+        store = _store(service)
+        return await asyncio.get_running_loop().run_in_executor(None, run_compare, service) | {
+            "train_command": f"resemotenet train --init-from {service.settings.model} "
+            f"--data folder:{store.labelled_dir} --freeze-stem --epochs 10 -o {store.root / 'runs' / 'NAME'}"
+        }
 
     @app.get("/v1/review-export", summary="The labelled faces as a zip laid out as a folder: dataset")
     async def export() -> Response:

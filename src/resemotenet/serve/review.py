@@ -3,9 +3,14 @@
 Exists only when review is switched on (``--review DIR``); it is then the one place the service
 writes face crops. Layout, so that the labelled part is a ``folder:`` dataset as it stands::
 
-    DIR/pending/<id>.jpg + <id>.json   waiting (at most ``max_pending``; the oldest go first)
-    DIR/labelled/<emotion>/<id>.jpg    a person's label: train with --data folder:DIR/labelled
+    DIR/pending/<id>.jpg + <id>.json         waiting (at most ``max_pending``; the oldest go first)
+    DIR/labelled/train/<emotion>/<id>.jpg    a person's label: fine-tune with --data folder:DIR/labelled
+    DIR/labelled/test/<emotion>/<id>.jpg     every 5th face of each class (the 1st, 6th, ...): held out
+    DIR/runs/<name>/best.pt, DIR/models/*    fine-tuned weights the page compares on the held-out faces
 
+The held-out part is fixed when a face is labelled, so no later run trains on it: the trainer
+never reads ``test/`` except for its final test, and the page's before / after comparison
+(``compare``) scores the served model and each fine-tuned checkpoint on exactly those faces.
 "no face" deletes the crop; "skip" sends it to the back of the queue. Ids are random hex,
 checked by pattern before they touch a path.
 """
@@ -31,6 +36,9 @@ from .imaging import encode_jpeg
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 NO_FACE, SKIP = "no_face", "skip"
+PARTS = ("train", "test")
+HOLD_OUT_EVERY = 5  # the 1st, 6th, 11th, ... face labelled in a class is held out
+WEIGHT_GLOBS = ("runs/*/best.pt", "models/*.pt", "models/*.safetensors")
 
 
 class ReviewStore:
@@ -38,9 +46,28 @@ class ReviewStore:
         self.root, self.labels, self.max_pending = Path(directory), tuple(labels), max_pending
         self.pending_dir, self.labelled_dir = self.root / "pending", self.root / "labelled"
         self.pending_dir.mkdir(parents=True, exist_ok=True)
-        self.labelled_dir.mkdir(parents=True, exist_ok=True)
+        for part in PARTS:
+            (self.labelled_dir / part).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.dropped = 0  # pending crops removed by the retention limit
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Class folders straight under ``labelled/`` (an older layout) move into train/ and test/."""
+        for d in sorted(self.labelled_dir.iterdir()):
+            if d.is_dir() and d.name in self.labels:
+                for f in sorted(d.glob("*.jpg")):
+                    dst = self.labelled_dir / self._next_part(d.name) / d.name
+                    dst.mkdir(exist_ok=True)
+                    f.replace(dst / f.name)
+                if not any(d.iterdir()):
+                    d.rmdir()
+
+    def _class_count(self, label: str) -> int:
+        return sum(1 for part in PARTS for _ in (self.labelled_dir / part / label).glob("*.jpg"))
+
+    def _next_part(self, label: str) -> str:
+        return "test" if self._class_count(label) % HOLD_OUT_EVERY == 0 else "train"
 
     def _path(self, item_id: str, suffix: str) -> Path:
         if not ID_PATTERN.match(item_id):
@@ -107,31 +134,48 @@ class ReviewStore:
                 now = time.time_ns()
                 os.utime(meta, ns=(now, now))
                 return {"id": item_id, "label": SKIP}
+            out = {"id": item_id, "label": label}
             if label == NO_FACE:
                 jpg.unlink(missing_ok=True)
             else:
-                dst = self.labelled_dir / label
+                out["part"] = part = self._next_part(label)
+                dst = self.labelled_dir / part / label
                 dst.mkdir(exist_ok=True)
                 jpg.replace(dst / jpg.name)
             meta.unlink(missing_ok=True)
-        return {"id": item_id, "label": label}
+        return out
+
+    def _labelled(self, part: str) -> list[tuple[str, Path]]:
+        """(class, crop) of one part, in a stable order."""
+        out = []
+        for label in self.labels:
+            out.extend((label, f) for f in sorted((self.labelled_dir / part / label).glob("*.jpg")))
+        return out
 
     def counts(self) -> dict[str, Any]:
-        labelled = {d.name: sum(1 for _ in d.glob("*.jpg")) for d in sorted(self.labelled_dir.iterdir()) if d.is_dir()}
+        labelled = {label: n for label in self.labels if (n := self._class_count(label))}
         return {
             "pending": self.pending_count(),
             "labelled": labelled,
+            "held_out": len(self._labelled("test")),
             "dropped": self.dropped,
             "max_pending": self.max_pending,
             "folder": str(self.labelled_dir),
+            "runs": str(self.root / "runs"),
         }
 
+    def held_out(self) -> list[tuple[str, Path]]:
+        return self._labelled("test")
+
+    def weights(self) -> list[Path]:
+        """Fine-tuned checkpoints inside the review folder (never a path taken from a request)."""
+        return sorted({p for pattern in WEIGHT_GLOBS for p in self.root.glob(pattern) if p.is_file()})
+
     def export_zip(self) -> bytes:
-        """The labelled crops as a zip laid out as a ``folder:`` dataset (``<emotion>/<id>.jpg``)."""
+        """The labelled crops as a zip laid out as a ``folder:`` dataset (``train|test/<emotion>/<id>.jpg``)."""
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            for d in sorted(self.labelled_dir.iterdir()):
-                if d.is_dir() and d.name in self.labels:
-                    for f in sorted(d.glob("*.jpg")):
-                        zf.write(f, f"{d.name}/{f.name}")
+            for part in PARTS:
+                for label, f in self._labelled(part):
+                    zf.write(f, f"{part}/{label}/{f.name}")
         return buf.getvalue()

@@ -43,7 +43,7 @@ document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () 
   activeTab = b.dataset.tab;
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
   document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== activeTab; });
-  if (activeTab === "review") loadReview();
+  if (activeTab === "review") { loadReview(); compareReview(); }
   if (activeTab === "jobs") loadJobs();
 }));
 
@@ -283,7 +283,7 @@ async function loadReview() {
   }
   state.labels = q.labels;
   const c = q.counts, done = Object.entries(c.labelled).map(([k, v]) => `${k} ${v}`).join(", ") || "none yet";
-  $("review-counts").textContent = `${c.pending} waiting (keeps at most ${c.max_pending}), labelled: ${done}; folder ${c.folder}`;
+  $("review-counts").textContent = `${c.pending} waiting (keeps at most ${c.max_pending}), labelled: ${done} (${c.held_out} held out); folder ${c.folder}`;
   state.review = q.items[0] || null;
   $("review-item").hidden = !state.review;
   if (!state.review) { $("review-msg").textContent = "No uncertain faces waiting."; return; }
@@ -294,11 +294,47 @@ async function loadReview() {
   $("review-top2").textContent = `model: ${a[0]} ${(a[1] * 100).toFixed(0)} %, ${b[0]} ${(b[1] * 100).toFixed(0)} %`;
   $("review-keys").innerHTML = state.labels.map((l, i) => `<kbd>${i + 1}</kbd>${l}`).join(" ") +
     " <kbd>0</kbd>no face <kbd>s</kbd>skip";
+  $("review-cam").hidden = true;
 }
+
+async function explainReview() {
+  if (!state.review) return;
+  const id = state.review.id;
+  try {
+    const blob = await (await api(`/v1/review/${id}/explain`)).blob();
+    if (!state.review || state.review.id !== id) return;
+    $("review-cam").src = URL.createObjectURL(blob); $("review-cam").hidden = false;
+  } catch (e) { $("review-msg").textContent = "explain: " + e.message; }
+}
+$("review-explain").addEventListener("click", explainReview);
+
+async function compareReview() {
+  $("compare-msg").textContent = "scoring...";
+  let r;
+  try { r = await apiJson("/v1/review-compare"); } catch (e) { $("compare-msg").textContent = e.message; return; }
+  $("compare-command").textContent = r.train_command;
+  $("compare-msg").textContent = r.note || `${r.held_out} held-out face(s) in ${r.folder}`;
+  const body = $("compare-table").querySelector("tbody");
+  body.innerHTML = "";
+  for (const row of r.rows) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = "<td></td><td></td><td></td><td></td>";
+    tr.children[0].textContent = row.model;
+    if (row.error) { tr.children[3].textContent = row.error; } else {
+      tr.children[1].textContent = row.n;
+      tr.children[2].textContent = (100 * row.accuracy).toFixed(1) + " %";
+      tr.children[3].textContent = Object.entries(row.per_class).map(([k, v]) => `${k} ${(100 * v.recall).toFixed(0)} % (${v.n})`).join(", ");
+    }
+    body.appendChild(tr);
+  }
+  $("compare-table").hidden = !r.rows.length;
+}
+$("review-compare").addEventListener("click", compareReview);
 
 document.addEventListener("keydown", async (ev) => {
   if (activeTab !== "review" || !state.review || ev.target.tagName === "INPUT") return;
   let label = null;
+  if (ev.key === "e") { explainReview(); return; }
   if (ev.key === "s") label = "skip";
   else if (ev.key === "0" || ev.key === "n") label = "no_face";
   else if (/^[1-9]$/.test(ev.key) && parseInt(ev.key, 10) <= state.labels.length) label = state.labels[parseInt(ev.key, 10) - 1];

@@ -30,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--review-max", type=int, default=2000, help="pending review crops kept (default: %(default)s)")
     p.add_argument("--media-dir", metavar="DIR", help="the one folder whose video files jobs may read")
-    p.add_argument("--detector", default="haar", help="face detector: haar, mediapipe or yunet (default: haar)")
+    p.add_argument(
+        "--detector",
+        default="centerface",
+        help="face detector: centerface, haar, mediapipe or yunet (default: centerface; one thread per worker)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--no-batching", action="store_true", help="one model call per request (no micro-batching)")
     p.add_argument("--max-batch", type=int, default=64, help="face crops per model call (default: %(default)s)")

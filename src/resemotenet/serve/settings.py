@@ -31,7 +31,7 @@ class ServeSettings:
     review: str | None = None  # folder for the review queue; None = review off, nothing written
     review_max: int = 2000  # pending review crops kept; the oldest go first
     media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
-    detector: str = "haar"
+    detector: str = "centerface"  # the product's default, and the one the page's on-device mode runs
     device: str = "cpu"
     batching: bool = True
     max_batch: int = 64  # face crops per model call

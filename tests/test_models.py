@@ -146,3 +146,57 @@ def test_forward_features_and_head_compose():
         out = m(x)
     assert torch.allclose(m.forward_head(m.forward_features(x)), out)
     assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (1, 32)
+
+
+@pytest.mark.parametrize(
+    "size,stride,trimmed",
+    [(1, 1, (1, 1)), (2, 2, (2, 2)), (2, 1, None), (3, 2, None), (4, 2, None), (1, 2, (1, 1)), (5, 1, None)],
+)
+def test_live_tap_convolution_matches_the_padded_one(size, stride, trimmed):
+    """Skipping taps that only see padding gives the same outputs and gradients as nn.Conv2d."""
+    from torch.nn import functional as F
+
+    from resemotenet.models.layers import Conv2dLiveTaps
+
+    torch.manual_seed(0)
+    live = Conv2dLiveTaps(6, 5, 3, stride=stride, padding=1)
+    ref = torch.nn.Conv2d(6, 5, 3, stride=stride, padding=1)
+    ref.load_state_dict(live.state_dict())
+    x = torch.randn(4, 6, size, size, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    seen = []
+    real = F.conv2d
+
+    def spy(inp, w, *a, **k):
+        seen.append(tuple(w.shape[-2:]))
+        return real(inp, w, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "conv2d", spy)
+        out = live(x)
+    out_ref = ref(x_ref)
+    assert out.shape == out_ref.shape and torch.allclose(out, out_ref, atol=1e-6)
+    assert seen == [trimmed or (3, 3)]  # the trimmed kernel ran, or the full one where every tap is live
+    g = torch.randn_like(out)
+    out.backward(g)
+    out_ref.backward(g)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+    assert torch.allclose(live.weight.grad, ref.weight.grad, atol=1e-6)
+    assert torch.allclose(live.bias.grad, ref.bias.grad, atol=1e-6)
+
+
+def test_live_taps_keep_parameters_and_survive_fusion():
+    from resemotenet.inference.backends import TorchBackend
+    from resemotenet.models.layers import Conv2dLiveTaps
+
+    model = create_model("resemotenet_t", in_chans=1).eval()
+    assert sum(isinstance(m, Conv2dLiveTaps) for m in model.modules()) == 6
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        expected = model(x)
+    backend = TorchBackend(model)
+    fused = backend.model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())  # fused ...
+    assert sum(type(m) is Conv2dLiveTaps for m in fused.modules()) == 6  # ... and still skipping taps
+    assert sum(type(m) is Conv2dLiveTaps for m in model.modules()) == 6  # the caller's model untouched
+    assert torch.allclose(backend(x), expected, atol=1e-4)

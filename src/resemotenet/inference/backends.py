@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +263,12 @@ def _fuse_conv_bn(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():  # the module's own imports warn about torch.jit deprecations
         warnings.simplefilter("ignore", DeprecationWarning)
         from torch.fx.experimental.optimization import fuse
+    from ..models.layers import live_convs, plain_convs
+
+    copy = deepcopy(model)
+    names = plain_convs(copy)  # fx fuses exact nn.Conv2d types; the live-tap skipping comes back after
     try:
-        return fuse(model, inplace=False)
+        return live_convs(fuse(copy, inplace=True), names)
     except Exception:  # data-dependent control flow: keep the eager model
         return model
 

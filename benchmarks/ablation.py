@@ -18,6 +18,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -96,6 +97,9 @@ def run_one(args: argparse.Namespace, variant: str, seed: int, out: Path) -> dic
     # epoch ended) starts over
     result = train(cfg, resume=started, force=not started)
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    val = [float(r["val_acc"]) for r in rows]
+    tail = max(1, round(0.2 * len(val)))  # converged: the last 20 % of epochs add < 0.5 points
+    gain = max(val[-tail:]) - max(val[:-tail]) if len(val) > tail else float("nan")
     return {
         "recipe": key,
         "variant": variant,
@@ -107,25 +111,58 @@ def run_one(args: argparse.Namespace, variant: str, seed: int, out: Path) -> dic
         "test_acc": result["test"]["accuracy"],
         "test_macro_f1": result["test"]["macro_f1"],
         "best_epoch": result["test"]["best_epoch"],
+        "last20_gain": round(gain, 4),
+        "converged": bool(gain < 0.005),
         "seconds_this_sitting": round(time.perf_counter() - t0, 1),
         "run_dir": str(run_dir),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
+def paired_t(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Paired t statistic of a - b over seeds and its two-sided p-value (Student's t, n-1 degrees
+    of freedom, the density integrated numerically: no SciPy needed)."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(d)
+    sd = statistics.stdev(d) if n > 1 else 0.0
+    if n < 2 or sd == 0:
+        return float("nan"), float("nan")
+    t, df = statistics.mean(d) / (sd / math.sqrt(n)), n - 1
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    steps, x_max = 20000, abs(t)
+    h = x_max / steps
+    area = sum(c * (1 + ((i + 0.5) * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(steps)) * h
+    return t, max(0.0, 1.0 - 2.0 * area)
+
+
 def summary(entries: list[dict[str, Any]], variants: list[str]) -> str:
-    """mean +- sample std of val and test accuracy per variant, with the number of runs."""
+    """mean +- sample std of val and test accuracy per variant, runs converged, and a paired t-test
+    of each variant against the first (the full model) over the seeds both have."""
 
     def ms(values: list[float]) -> str:
         if len(values) < 2:
             return f"{values[0]:.4f}" if values else "-"
         return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
-    lines = [f"{'variant':22s} {'n':>2s}  {'val (PublicTest)':>18s}  {'test (PrivateTest)':>18s}"]
+    lines = [
+        f"{'variant':22s} {'n':>2s}  {'val (PublicTest)':>18s}  {'test (PrivateTest)':>18s}  "
+        f"{'converged':>9s}  {'vs ' + variants[0] + ' (test, paired)':>30s}"
+    ]
+    by_seed = {v: {e["seed"]: e for e in entries if e["variant"] == v} for v in variants}
     for v in variants:
-        mine = [e for e in entries if e["variant"] == v]
+        mine = list(by_seed[v].values())
+        conv = sum(bool(e.get("converged")) for e in mine)
+        seeds = sorted(set(by_seed[v]) & set(by_seed[variants[0]]))
+        if v == variants[0] or len(seeds) < 2:
+            versus = "-"
+        else:
+            a = [by_seed[v][s]["test_acc"] for s in seeds]
+            b = [by_seed[variants[0]][s]["test_acc"] for s in seeds]
+            t, p = paired_t(a, b)
+            versus = f"{100 * statistics.mean(x - y for x, y in zip(a, b)):+.2f} pt, t {t:.2f}, p {p:.3f}"
         lines.append(
-            f"{v:22s} {len(mine):2d}  {ms([e['val_acc'] for e in mine]):>18s}  {ms([e['test_acc'] for e in mine]):>18s}"
+            f"{v:22s} {len(mine):2d}  {ms([e['val_acc'] for e in mine]):>18s}  "
+            f"{ms([e['test_acc'] for e in mine]):>18s}  {conv:>4d}/{len(mine):<4d}  {versus:>30s}"
         )
     return "\n".join(lines)
 

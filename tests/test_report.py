@@ -163,3 +163,24 @@ def test_ablation_ledger_skips_finished_runs(fer2013_csv, tmp_path, capsys, monk
     assert "finished earlier, skipped" in out and "resemotenet_s_plain     1" in out
     assert len((tmp_path / "abl" / "ledger.jsonl").read_text().splitlines()) == 1
     assert ablation.main(argv[:-3] + ["nonexistent_model", "--output", str(tmp_path / "abl")]) == 2
+
+
+def test_ablation_paired_test_and_convergence_columns():
+    """The paired t-test matches Student's t with 2 degrees of freedom (closed form), and the
+    summary says how many runs converged and how each variant differs from the first."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
+    spec = importlib.util.spec_from_file_location("ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    t, p = ablation.paired_t([1.0, 2.0, 3.5], [0.5, 1.0, 2.0])
+    assert t == pytest.approx(2 * 3**0.5) and p == pytest.approx(1 - t / (2 + t * t) ** 0.5, abs=1e-6)
+    entries = [
+        {"variant": v, "seed": s, "val_acc": 0.5, "test_acc": acc + 0.01 * s, "converged": s != 2}
+        for v, acc in (("full", 0.50), ("nose", 0.48))
+        for s in (0, 1, 2)
+    ]
+    table = ablation.summary(entries, ["full", "nose"])
+    assert "2/3" in table and "-2.00 pt" in table

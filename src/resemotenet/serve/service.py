@@ -98,8 +98,8 @@ class Service:
     def _detector(self) -> Any:
         det = getattr(self._local, "detector", None)
         if det is None:
-            # one thread each: the pool's workers already fill the cores (measured: CenterFace at 1
-            # thread is faster per frame than at 2 on a 2-core machine, and 2 workers scale)
+            # one thread each: the pool's workers fill the cores (2 workers x 1 thread detect about
+            # twice the frames/s of 2 workers x 2 threads on a 2-core machine; see README)
             options = {"threads": 1} if self.settings.detector == "centerface" else {}
             det = self._local.detector = create_detector(self.settings.detector, **options)
         return det

@@ -71,7 +71,7 @@ class ResultWriter:
 
 class JsonlWriter(ResultWriter):
     def _row(self, face: FaceResult) -> None:
-        self._f.write(json.dumps({**face.to_dict(), "status": "face"}) + "\n")
+        self._f.write(jsonl_row(face.to_dict()))
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
         self._f.write(
@@ -93,16 +93,44 @@ class JsonlWriter(ResultWriter):
         )
 
 
+def csv_header(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """The CSV columns: one row per face, a column per label (``p_<label>``), and the status."""
+    return (
+        ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
+        + [f"p_{n}" for n in labels]
+        + ["status"]
+    )
+
+
+def csv_row(d: dict[str, Any], labels: tuple[str, ...] | list[str]) -> list[Any]:
+    """One face (``FaceResult.to_dict()``, or the service's JSON of it) as a CSV row."""
+    top2 = "" if d.get("top2") is None else "|".join(f"{n}:{p:.4f}" for n, p in d["top2"])
+    return (
+        [
+            d["source"],
+            d["frame"],
+            "" if d["timestamp"] is None else d["timestamp"],
+            *d["box"],
+            d["label"],
+            d["score"],
+            "" if d.get("track") is None else d["track"],
+            top2,
+        ]
+        + [d["probabilities"].get(n, "") for n in labels]
+        + ["face"]
+    )
+
+
+def jsonl_row(d: dict[str, Any]) -> str:
+    return json.dumps({**d, "status": "face"}) + "\n"
+
+
 class CsvWriter(ResultWriter):
     """One row per face; a column per label (``p_<label>``) so spreadsheets need no JSON."""
 
     def _start(self) -> None:
         self._csv = csv.writer(self._f)
-        self._csv.writerow(
-            ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
-            + [f"p_{n}" for n in self.labels]
-            + ["status"]
-        )
+        self._csv.writerow(csv_header(self.labels))
         self._f.flush()
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
@@ -111,22 +139,7 @@ class CsvWriter(ResultWriter):
         )
 
     def _row(self, face: FaceResult) -> None:
-        d = face.to_dict()
-        top2 = "" if face.top2 is None else "|".join(f"{n}:{p:.4f}" for n, p in face.top2)
-        self._csv.writerow(
-            [
-                d["source"],
-                d["frame"],
-                "" if d["timestamp"] is None else d["timestamp"],
-                *d["box"],
-                d["label"],
-                d["score"],
-                "" if d["track"] is None else d["track"],
-                top2,
-            ]
-            + [d["probabilities"].get(n, "") for n in self.labels]
-            + ["face"]
-        )
+        self._csv.writerow(csv_row(face.to_dict(), self.labels))
 
 
 def open_writer(path: str | Path, labels: tuple[str, ...] | list[str]) -> ResultWriter:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inference.sources import VIDEO_EXTS, Source, VideoSource
+from ..inference.writers import csv_header, csv_row, jsonl_row
 from ..utils.errors import DataError
 from .errors import Forbidden, NotFound, Unavailable, Unprocessable, UnsupportedMedia
 from .imaging import sniff_video
@@ -106,33 +107,15 @@ class Job:
         }
 
     def jsonl(self) -> str:
-        import json
-
-        return "".join(json.dumps(r) + "\n" for r in self.rows)
+        """The ``predict`` command's JSONL rows (``inference.writers``), one per face."""
+        return "".join(jsonl_row(r) for r in self.rows)
 
     def csv(self, labels: tuple[str, ...]) -> str:
-        """The CLI's CSV layout (``inference.results.CsvWriter``): one row per face."""
+        """The ``predict`` command's CSV layout (``inference.writers.CsvWriter``): one row per face."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(
-            ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
-            + [f"p_{n}" for n in labels]
-        )
-        for d in self.rows:
-            top2 = "" if d["top2"] is None else "|".join(f"{n}:{p:.4f}" for n, p in d["top2"])
-            w.writerow(
-                [
-                    d["source"],
-                    d["frame"],
-                    "" if d["timestamp"] is None else d["timestamp"],
-                    *d["box"],
-                    d["label"],
-                    d["score"],
-                    "" if d["track"] is None else d["track"],
-                    top2,
-                ]
-                + [d["probabilities"].get(n, "") for n in labels]
-            )
+        w.writerow(csv_header(labels))
+        w.writerows(csv_row(d, labels) for d in self.rows)
         return buf.getvalue()
 
     def timeline(self, window: float) -> list[dict[str, Any]]:

@@ -46,9 +46,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, batching: bool) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, batching: bool, engine: str = "torch") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "resemotenet", "serve", "--model", model, "--port", str(port)]
+    cmd = [sys.executable, "-m", "resemotenet", "serve", "--model", model, "--port", str(port), "--engine", engine]
     proc = subprocess.Popen(
         cmd + ([] if batching else ["--no-batching"]),
         stdout=subprocess.DEVNULL,
@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="load time per cell (default: %(default)s)")
     ap.add_argument("--clients", default="1,8,32", help="client counts (default: %(default)s)")
     ap.add_argument("--model", default="default", help="weights to serve (default: %(default)s)")
+    ap.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"], help="the service's --engine")
+    ap.add_argument("--batching", default="on,off", help="which micro-batching settings to run (default: %(default)s)")
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     bodies = payloads()
@@ -123,8 +125,8 @@ def main() -> None:
         "| endpoint | batching | clients | answered | errors | lost | p50 ms | p99 ms | faces/s | vs 1 client |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for batching in (True, False):
-        proc, url = start_server(args.model, batching)
+    for batching in [{"on": True, "off": False}[b.strip()] for b in args.batching.split(",")]:
+        proc, url = start_server(args.model, batching, args.engine)
         try:
             for path, body in bodies.items():
                 base = None
@@ -137,7 +139,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    print(f"\nmodel {args.model}, {args.seconds:g} s per cell, {os.cpu_count()} CPUs\n")
+    print(f"\nmodel {args.model}, engine {args.engine}, {args.seconds:g} s per cell, {os.cpu_count()} CPUs\n")
     print("\n".join(lines))
 
 

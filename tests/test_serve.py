@@ -571,3 +571,15 @@ def _wait(client, job_id: str, done, timeout: float = 20.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"job did not get there in {timeout} s: {job}")
         time.sleep(0.1)
+
+
+def test_onnxruntime_engine_answers_as_torch_does(client):
+    """--engine onnxruntime: the same model converted once at start-up; the same probabilities."""
+    crop = face_crop()
+    by_torch = client.post("/v1/classify", content=crop).json()["faces"][0]["probabilities"]
+    with ServerThread(ServeSettings(port=0, engine="onnxruntime")) as s, httpx.Client(base_url=s.url) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        by_ort = c.post("/v1/classify", content=crop).json()["faces"][0]["probabilities"]
+    assert max(abs(by_torch[k] - by_ort[k]) for k in by_torch) < 1e-4
+    with pytest.raises(ConfigError, match="unknown engine"):
+        ServeSettings(engine="tensorrt")

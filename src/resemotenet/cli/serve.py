@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="face detector: centerface, haar, mediapipe or yunet (default: centerface; one thread per worker)",
     )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument(
+        "--engine",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="run the model on torch, or convert it to ONNX at start-up (about 20 s) and run it on "
+        "onnxruntime, about 2.5x the throughput on a CPU (default: %(default)s)",
+    )
     p.add_argument("--no-batching", action="store_true", help="one model call per request (no micro-batching)")
     p.add_argument("--max-batch", type=int, default=64, help="face crops per model call (default: %(default)s)")
     p.add_argument(
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         media_dir=args.media_dir,
         detector=args.detector,
         device=args.device,
+        engine=args.engine,
         batching=not args.no_batching,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,

@@ -36,18 +36,41 @@ def face_json(face: FaceResult) -> dict[str, Any]:
     return d
 
 
+def _model_backend(settings: ServeSettings) -> Any:
+    """The weights as given, or with ``engine='onnxruntime'`` an onnxruntime session of them (a
+    checkpoint is converted once, through the same cached export as the page's on-device mode)."""
+    if settings.engine != "onnxruntime" or settings.model.lower().endswith(".onnx"):
+        return settings.model
+    import os
+    import tempfile
+
+    from ..inference.backends import OnnxBackend
+    from .ondevice import OnDevice
+
+    data = OnDevice(settings.model, None).model_bytes()
+    fd, path = tempfile.mkstemp(suffix=".onnx", prefix="resemotenet-serve-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return OnnxBackend(path)  # the session holds the graph in memory; the file goes at once
+    finally:
+        os.unlink(path)
+
+
 class Service:
     """Everything a request handler needs; built once per process."""
 
     def __init__(self, settings: ServeSettings, predictor: Predictor | None = None):
         self.settings = settings
         self.predictor = predictor or Predictor(
-            settings.model,
+            _model_backend(settings),
             detector=settings.detector,
             min_confidence=settings.min_confidence,
             batch_size=settings.max_batch,
             device=settings.device,
         )
+        if predictor is None:
+            self.predictor.model_source = settings.model  # Grad-CAM needs the torch weights, whatever the engine
         self.model_name = str(self.predictor.backend.meta.get("model", settings.model))
         self.batcher = MicroBatcher(
             self.predictor.classify,

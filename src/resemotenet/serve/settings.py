@@ -17,6 +17,7 @@ from ..utils.errors import ConfigError
 
 TOKEN_ENV = "RESEMOTENET_TOKEN"
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+ENGINES = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ServeSettings:
     media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
     detector: str = "centerface"  # the product's default, and the one the page's on-device mode runs
     device: str = "cpu"
+    engine: str = "torch"  # or 'onnxruntime': the model converted to ONNX once at start-up, run by onnxruntime
     batching: bool = True
     max_batch: int = 64  # face crops per model call
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
@@ -58,6 +60,8 @@ class ServeSettings:
             raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
         if self.stream_timeout_s <= 0 or self.stream_give_up_s <= 0:
             raise ConfigError("stream_timeout_s and stream_give_up_s must be > 0")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
         if self.review_max < 1:
             raise ConfigError(f"review_max must be >= 1, got {self.review_max}")
         if not self.local and not self.token:

@@ -68,6 +68,26 @@ def deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kw) 
     p.add_argument(old, action=_Deprecated, new=new, dest=dest, help=argparse.SUPPRESS, **kw)
 
 
+def add_predictor_args(
+    p: argparse.ArgumentParser, *, min_confidence: float, min_confidence_help: str, detector_note: str = ""
+) -> None:
+    """--model, --detector, --min-confidence and --device, worded alike wherever faces are analysed
+    (``predict``, ``serve``)."""
+    p.add_argument(
+        "--model",
+        default="default",
+        help="weights: a shipped name, default (96x96) or fast (48x48), a checkpoint or an .onnx file "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--detector",
+        default="centerface",
+        help=f"face detector: centerface, haar, mediapipe or yunet (default: %(default)s{detector_note})",
+    )
+    p.add_argument("--min-confidence", type=float, default=min_confidence, help=min_confidence_help)
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
 def add_model_arg(p: argparse.ArgumentParser, helptext: str, default: str | None = None) -> None:
     """``MODEL`` as a positional argument or as ``--model`` (the same word as predict and serve)."""
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help=helptext)

@@ -68,15 +68,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        help="checkpoint or .onnx file, or a shipped name: default (96x96) or fast (48x48) (default: %(default)s)",
-        default="default",
-    )
-    p.add_argument(
-        "--detector",
-        default="centerface",
-        help="face detector: centerface, haar, mediapipe or yunet (default: %(default)s)",
+    from .common import add_predictor_args
+
+    add_predictor_args(
+        p,
+        min_confidence=0.0,
+        min_confidence_help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)",
     )
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
     p.add_argument(
@@ -90,13 +87,6 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=float,
         help="crop margin, fraction of the face box (default: the model card's framing, 0.2 for the shipped models)",
     )
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.0,
-        help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
 def _predictor(args: argparse.Namespace, **kw: Any):

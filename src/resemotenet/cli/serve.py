@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_predictor_args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model over HTTP, with a browser page (live, jobs, review)")
-    p.add_argument(
-        "--model",
-        default="default",
-        help="weights: a shipped name (default, fast), a checkpoint or an .onnx file (default: %(default)s)",
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.5,
-        help="below this probability a face is 'uncertain' and goes to review (default: %(default)s)",
+    add_predictor_args(
+        p,
+        min_confidence=0.5,
+        min_confidence_help="below this probability a face is 'uncertain' and goes to review (default: %(default)s)",
+        detector_note="; one thread per worker",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
@@ -31,17 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--review-max", type=int, default=2000, help="pending review crops kept (default: %(default)s)")
     p.add_argument("--media-dir", metavar="DIR", help="the one folder whose video files jobs may read")
     p.add_argument(
-        "--detector",
-        default="centerface",
-        help="face detector: centerface, haar, mediapipe or yunet (default: centerface; one thread per worker)",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument(
         "--engine",
         choices=["torch", "onnxruntime"],
         default="torch",
         help="run the model on torch, or convert it to ONNX at start-up (about 20 s) and run it on "
-        "onnxruntime, about 2.5x the throughput on a CPU (default: %(default)s)",
+        "onnxruntime: more crops/s, fewer whole frames/s on 2 cores (README; default: %(default)s)",
     )
     p.add_argument("--no-batching", action="store_true", help="one model call per request (no micro-batching)")
     p.add_argument("--max-batch", type=int, default=64, help="face crops per model call (default: %(default)s)")

@@ -109,7 +109,7 @@ async function startLive() {
 async function deviceLoop() {
   while (state.deviceRun) {
     if (video.videoWidth) {
-      try { showFaces(await OnDevice.analyse(video), "in this browser"); } catch (e) {
+      try { showFaces(await OnDevice.analyse(video), `in this browser (${OnDevice.threads()} thread(s))`); } catch (e) {
         $("live-info").textContent = "on-device analysis: " + e.message; state.deviceRun = false; break;
       }
     }

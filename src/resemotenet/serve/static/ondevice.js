@@ -7,7 +7,7 @@
 "use strict";
 
 const OnDevice = (() => {
-  let cfg = null, detector = null, model = null;
+  let cfg = null, detector = null, model = null, threads = 1;
   const canvases = {};
   const canvas = (name, w, h) => {
     const c = canvases[name] || (canvases[name] = document.createElement("canvas"));
@@ -25,8 +25,9 @@ const OnDevice = (() => {
   async function load(info, fetchBytes, say) {
     if (typeof ort === "undefined") throw new Error("ONNX Runtime Web did not load (/static/ort/)");
     ort.env.wasm.wasmPaths = "/static/ort/";
-    // threads need a cross-origin isolated page (SharedArrayBuffer); one thread otherwise
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+    // one thread: the page is not cross-origin isolated (with COOP/COEP headers and several
+    // threads, ONNX Runtime Web 1.31 never finished loading the detector in headless Chromium)
+    ort.env.wasm.numThreads = 1;
     const opts = {executionProviders: ["wasm"], graphOptimizationLevel: "all"};
     say("loading the face detector into this page...");
     detector = await ort.InferenceSession.create(new Uint8Array(await fetchBytes(info.detector.url)), opts);
@@ -34,6 +35,7 @@ const OnDevice = (() => {
     model = await ort.InferenceSession.create(new Uint8Array(await fetchBytes(info.model.url)), opts);
     cfg = info;
     tracks = []; nextId = 1; step = 0;
+    threads = ort.env.wasm.numThreads;
   }
 
   // ---- detection: CenterFace, decoded as inference/centerface.py decodes it ------------------------
@@ -203,5 +205,5 @@ const OnDevice = (() => {
     return {faces: items.map(result), width: w, height: h, ms: Math.round((performance.now() - t0) * 10) / 10};
   }
 
-  return {load, analyse, ready: () => cfg !== null};
+  return {load, analyse, ready: () => cfg !== null, threads: () => threads};
 })();

@@ -2,7 +2,8 @@
 review folder (``ReviewStore.weights``), scored on the held-out part of the faces a person
 labelled (``labelled/test/``, never trained on). Checkpoints load with ``weights_only``
 (``models.load_model``); a file that does not load is reported on its row, not raised.
-Results are cached per (file, size, mtime) and held-out set, so the page can ask again freely.
+A checkpoint's row is kept until its file (size, mtime) or the held-out set changes, so the page
+can ask again freely.
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.errors import ResEmoteNetError
+from ..data.dataset import read_image
+from ..utils.errors import DataError, ResEmoteNetError
 
-_cache: dict[tuple, dict[str, Any]] = {}
+_rows: dict[str, tuple[tuple, dict[str, Any]]] = {}  # checkpoint path -> (its stamp, its row)
 _lock = threading.Lock()
 
 
-def _read_crops(files: list[Path]) -> list[np.ndarray]:
-    import cv2
-
-    crops = []
-    for f in files:
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        crops.append(None if img is None else np.ascontiguousarray(img[..., ::-1]))
-    return crops
+def _read_crop(path: Path) -> np.ndarray | None:
+    try:
+        return read_image(path)
+    except DataError:  # removed or damaged since it was labelled: left out of the comparison
+        return None
 
 
 def _score(name: str, probs: np.ndarray, labels: list[str], truth: list[str]) -> dict[str, Any]:
@@ -43,8 +42,7 @@ def compare(service: Any) -> dict[str, Any]:
     """Rows (served model first, then each checkpoint) of accuracy on the held-out reviewed faces."""
     store = service.review
     held = store.held_out()
-    readable = [(label, f, c) for (label, f), c in zip(held, _read_crops([f for _, f in held]), strict=True)]
-    readable = [(label, f, c) for label, f, c in readable if c is not None]
+    readable = [(label, f, c) for label, f in held if (c := _read_crop(f)) is not None]
     out: dict[str, Any] = {"held_out": len(readable), "folder": str(store.labelled_dir / "test"), "rows": []}
     if not readable:
         out["note"] = "no held-out faces yet: the 1st, 6th, 11th ... face labelled in each class is held out"
@@ -55,14 +53,14 @@ def compare(service: Any) -> dict[str, Any]:
     out["rows"].append(_score(f"served: {service.model_name}", served.classify(crops), list(served.labels), truth))
     for path in store.weights():
         stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns, key_faces)
+        stamp = (stat.st_size, stat.st_mtime_ns, key_faces)
         with _lock:
-            row = _cache.get(key)
-        if row is None:
-            row = _checkpoint_row(path, store.root, crops, truth)
+            kept = _rows.get(str(path))
+        if kept is None or kept[0] != stamp:
+            kept = (stamp, _checkpoint_row(path, store.root, crops, truth))
             with _lock:
-                _cache[key] = row
-        out["rows"].append(row)
+                _rows[str(path)] = kept
+        out["rows"].append(kept[1])
     return out
 
 

@@ -106,6 +106,26 @@ def test_resume_continues_exactly(fer2013_csv, tmp_path, monkeypatch):
     assert [r["epoch"] for r in rows] == ["0", "1"]
 
 
+@pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
+def test_balanced_loss_weights_follow_balance_power(fer2013_csv, tmp_path, power):
+    lines = fer2013_csv.read_text().splitlines()  # keep 2 of the 20 'disgust' training rows
+    disgust = [i for i, line in enumerate(lines) if line.startswith("1,") and line.endswith(",Training")]
+    kept = [line for i, line in enumerate(lines) if i not in set(disgust[2:])]
+    fer2013_csv.write_text("\n".join(kept) + "\n")
+    trainer = Trainer(tiny_cfg(fer2013_csv, tmp_path / "run", "balance=loss", f"balance_power={power}"))
+    trainer._setup()
+    counts = torch.tensor([20.0, 2, 20, 20, 20, 20, 20])
+    assert trainer.splits["train"].counts().tolist() == counts.tolist()
+    expected = (122 / (7 * counts)) ** power  # 8.71x for disgust at power 1, its square root (2.95x) at 0.5
+    assert torch.allclose(trainer.task.class_weights, expected)
+    assert trainer.task.class_weights[1] == pytest.approx(8.714 ** power, rel=1e-3)
+
+
+def test_a_negative_balance_power_is_a_config_error():
+    with pytest.raises(ConfigError, match="balance_power"):
+        load_config(None, ["balance_power=-1"])
+
+
 def test_learning_rate_schedule_warmup_and_cosine():
     cfg = load_config(None, ["lr=0.1", "warmup_epochs=1", "scheduler=cosine"])
     lrs = [lr_at(cfg, s, 100, 10) for s in range(100)]

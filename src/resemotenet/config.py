@@ -102,6 +102,7 @@ class TrainConfig:
     plateau_patience: int = 5
     label_smoothing: float = 0.0
     balance: str = "none"
+    balance_power: float = 1.0  # class weight = (n / (k * count)) ** power: 1 inverse frequency, 0.5 its square root
     amp: bool = False
     channels_last: bool = True
     patience: int = 0
@@ -213,6 +214,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(valid)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise ConfigError("epochs, batch_size and lr must be positive")
+    if cfg.balance_power < 0:
+        raise ConfigError(f"balance_power must be >= 0, got {cfg.balance_power}")
     if cfg.model.num_classes not in (7, 8):
         raise ConfigError(f"model.num_classes must be 7 or 8, got {cfg.model.num_classes}")
     return cfg

@@ -185,7 +185,8 @@ class Trainer:
         self.train_images = to_nchw(imgs).contiguous()
         targets = torch.as_tensor(train.soft if train.soft is not None else train.labels)
         counts = torch.as_tensor(train.counts(), dtype=torch.float).clamp_min(1)
-        weights = (1.0 / counts)[torch.as_tensor(train.labels)] if cfg.balance == "sampler" else None
+        balanced = (counts.sum() / (len(counts) * counts)) ** cfg.balance_power
+        weights = balanced[torch.as_tensor(train.labels)] if cfg.balance == "sampler" else None
         self.loader = BatchLoader(
             self.train_images,
             targets,
@@ -211,7 +212,7 @@ class Trainer:
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience
         )
-        cw = (counts.sum() / (len(counts) * counts)) if cfg.balance == "loss" else None
+        cw = balanced if cfg.balance == "loss" else None
         self.task = self._task(cw)
         self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
         self.stopper = EarlyStopping(cfg.patience)

@@ -235,3 +235,27 @@ def test_loader_shards_cover_every_sample_once():
         ld.set_epoch(4)
         seen += [int(v) for _, yb in ld for v in yb]
     assert sorted(seen) == list(range(10))
+
+
+def test_amp_auto_follows_the_cpu(monkeypatch):
+    import resemotenet.inference.backends as backends
+    from resemotenet.engine.trainer import use_amp
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backends, "cpu_flags", lambda: {"avx2", "avx512f"})  # AVX-512 without bf16
+    assert use_amp("auto", cpu) is False
+    monkeypatch.setattr(backends, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert use_amp("auto", cpu) is True
+    assert use_amp(False, cpu) is False and use_amp(True, cpu) is True
+    with pytest.raises(ConfigError, match="amp must be"):
+        load_config(None, ["amp=fast"])
+    assert load_config(None, ["amp=auto"]).amp == "auto"
+
+
+@pytest.mark.parametrize(("flag", "expected"), [(["--amp"], "amp=true"), (["--amp", "auto"], "amp=auto"), ([], None)])
+def test_amp_flag_maps_to_the_config(flag, expected):
+    from resemotenet.cli import build_parser
+    from resemotenet.cli.train import overrides_from_args
+
+    amp = [o for o in overrides_from_args(build_parser().parse_args(["train", *flag])) if o.startswith("amp=")]
+    assert amp == ([expected] if expected else [])

@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(configs/ablation/ft_ferplus.yaml configs/ablation/ft_control.yaml configs/ablation/ft_degrade.yaml configs/ablation/ft_ferplus_degrade.yaml)
+[ ${#configs[@]} -gt 0 ] || configs=(configs/ablation/ft_ferplus.yaml configs/ablation/ft_control.yaml configs/ablation/ft_degrade.yaml configs/ablation/ft_ferplus_degrade.yaml configs/ablation/ft_degrade_balance.yaml configs/ablation/ft_ferplus_degrade_balance.yaml)
 for cfg in "${configs[@]}"; do
     out=$(sed -n 's/^output: *//p' "$cfg")
     log="$out.log"

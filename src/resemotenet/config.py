@@ -103,7 +103,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     balance: str = "none"
     balance_power: float = 1.0  # class weight = (n / (k * count)) ** power: 1 inverse frequency, 0.5 its square root
-    amp: bool = False
+    amp: bool | str = False  # true, false, or "auto": bf16 where the CPU computes it natively (fp16 on CUDA)
     channels_last: bool = True
     patience: int = 0
     seed: int = 0
@@ -214,6 +214,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of {list(valid)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise ConfigError("epochs, batch_size and lr must be positive")
+    if cfg.amp not in (True, False, "auto"):
+        raise ConfigError(f"amp must be true, false or auto, got {cfg.amp!r}")
     if cfg.balance_power < 0:
         raise ConfigError(f"balance_power must be >= 0, got {cfg.balance_power}")
     if cfg.model.num_classes not in (7, 8):

@@ -56,7 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--patience", type=int, help="early stopping on validation accuracy (0 = off)")
         p.add_argument("--limit", type=int, help="use at most this many samples per split (smoke tests)")
         p.add_argument("--exclude-file", help="de-duplication file from 'resemotenet audit'")
-        p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on GPU, bf16 on CPU)")
+        p.add_argument(
+            "--amp",
+            nargs="?",
+            const="on",
+            choices=["on", "off", "auto"],
+            help="mixed precision (fp16 on GPU, bf16 on CPU); 'auto': only where the CPU has native bf16",
+        )
         p.add_argument("--resume", action="store_true", help="continue the run in --output exactly (same settings)")
         p.add_argument("--force", action="store_true", help="replace a run already in --output")
         p.add_argument("--no-progress", action="store_true")
@@ -119,9 +125,10 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         out += [f"data.name={name}", f"data.root={json.dumps(path)}"]
         if args.data_option:
             out.append(f"data.options={json.dumps(data_options(args.data_option))}")
-    for flag, key in (("freeze_stem", "freeze_stem"), ("amp", "amp")):
-        if getattr(args, flag):
-            out.append(f"{key}=true")
+    if getattr(args, "freeze_stem", False):
+        out.append("freeze_stem=true")
+    if getattr(args, "amp", None) is not None:
+        out.append(f"amp={ {'on': 'true', 'off': 'false', 'auto': 'auto'}[args.amp] }")
     if args.no_progress:
         out.append("progress=false")
     if args.alpha is not None:

@@ -80,6 +80,18 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     model.load_state_dict(fits, strict=False)
 
 
+def use_amp(amp: bool | str, device: torch.device) -> bool:
+    """Resolve ``amp``: ``"auto"`` turns mixed precision on for CUDA and for CPUs that compute
+    bf16 natively (AVX512_BF16 or AMX), never where bf16 would only be emulated."""
+    if amp != "auto":
+        return bool(amp)
+    if device.type == "cuda":
+        return True
+    from ..inference.backends import native_bf16
+
+    return device.type == "cpu" and native_bf16()
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for _name, p in model.named_parameters():
@@ -224,7 +236,8 @@ class Trainer:
             label_names(cfg.model.num_classes),
             dataset=cfg.data.name,
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+        self.amp = use_amp(cfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
 
     def _task(self, class_weights: torch.Tensor | None) -> ClassificationTask:
         cfg = self.cfg
@@ -280,6 +293,9 @@ class Trainer:
 
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         logger = CSVLogger(self.out / "results.csv") if self.main else None
+        if self.main and cfg.amp == "auto":
+            kind = ("fp16" if self.device.type == "cuda" else "bf16") if self.amp else "off (no native bf16 on this CPU)"
+            print(f"mixed precision (amp: auto): {kind}", flush=True)
         steps = min(len(self.loader), cfg.max_steps_per_epoch or len(self.loader))
         total = steps * cfg.epochs
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -346,7 +362,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             x, y = x.to(self.device, non_blocking=True), yb.to(self.device)
             amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=cfg.amp):
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.amp):
                 loss, logits = self.task.loss(self.net, x, y, self.gen)
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()

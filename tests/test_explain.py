@@ -95,6 +95,21 @@ def test_shipped_model_map_changes_most_when_the_mouth_is_covered():
     p_hair, corr_hair = covered(0.0, 0.3)
     assert predictor.classify([crop])[0, happy] > 0.8 and p_mouth < 0.2 and p_hair > 0.8  # the mouth drives 'happy'
     assert corr_mouth < corr_hair
+    hot, cold = heat >= np.quantile(heat, 0.75), heat <= np.quantile(heat, 0.25)
+    p_hot, p_cold = (
+        float(predictor.classify([np.where(m[..., None], 128, crop).astype(np.uint8)])[0, happy]) for m in (hot, cold)
+    )
+    assert p_hot < 0.5 < p_cold  # greying the hottest quarter removes 'happy', greying the coldest does not
+
+
+def test_a_model_card_names_its_explain_block(side_model):
+    img = square_image(np.random.default_rng(5), right=True)
+    side_model.pretrained_cfg = {**side_model.pretrained_cfg, "explain_layer": "res_block1"}
+    try:
+        assert np.allclose(explain(side_model, img), explain(side_model, img, layer="res_block1"))
+        assert not np.allclose(explain(side_model, img), explain(side_model, img, layer="se"), atol=0.05)
+    finally:
+        side_model.pretrained_cfg.pop("explain_layer")
 
 
 def test_overlay_is_an_rgb_image_at_least_192_px():

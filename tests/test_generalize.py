@@ -61,7 +61,12 @@ def test_recipe_config_loads_with_every_ingredient():
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "fer2013_s96_general.yaml")
     assert cfg.data.options["ferplus_weight"] == 0.5 and cfg.data.options["ferplus"].endswith("fer2013new.csv")
-    assert cfg.augment.blur > 0 and cfg.augment.noise > 0 and cfg.augment.gamma > 0 and cfg.init_from == "default"
+    assert (
+        cfg.augment.blur > 0
+        and cfg.augment.noise > 0
+        and cfg.augment.gamma > 0
+        and cfg.init_from == "runs/fer2013_s96b/best.pt"
+    )
 
 
 def test_gaussian_blur_matches_opencv_and_leaves_sigma_zero_alone():

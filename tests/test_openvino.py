@@ -124,7 +124,9 @@ def test_file_without_metadata_needs_overrides(files, tmp_path):
     [({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16", "amx_tile"}, True), (set(), False)],
 )
 def test_native_bf16_from_cpu_flags(monkeypatch, flags, expected):
-    monkeypatch.setattr(backends, "cpu_flags", lambda: flags)
+    import resemotenet.utils.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
     assert backends.native_bf16() is expected
 
 

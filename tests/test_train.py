@@ -238,13 +238,13 @@ def test_loader_shards_cover_every_sample_once():
 
 
 def test_amp_auto_follows_the_cpu(monkeypatch):
-    import resemotenet.inference.backends as backends
+    import resemotenet.utils.runtime as runtime
     from resemotenet.engine.trainer import use_amp
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(backends, "cpu_flags", lambda: {"avx2", "avx512f"})  # AVX-512 without bf16
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512f"})  # AVX-512 without bf16
     assert use_amp("auto", cpu) is False
-    monkeypatch.setattr(backends, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
     assert use_amp("auto", cpu) is True
     assert use_amp(False, cpu) is False and use_amp(True, cpu) is True
     with pytest.raises(ConfigError, match="amp must be"):

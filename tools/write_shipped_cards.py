@@ -22,14 +22,36 @@ FRAMING = Framing(margin=0.2, detector_margins={"haar": 0.0, "centerface": 0.1},
 
 CARDS = {
     "default": dict(
-        recipe="configs/fer2013_s.yaml, then configs/fer2013_s96.yaml, then configs/fer2013_s96_stage3.yaml "
-        "(RECIPES.md); temperature fitted on PublicTest",
-        threshold=0.799,  # --min-confidence for 90 % accuracy on PublicTest
+        recipe="configs/fer2013_s.yaml, then configs/fer2013_s96.yaml, then configs/fer2013_s96_stage3.yaml, "
+        "then configs/fer2013_s96_stage4.yaml (RECIPES.md); temperature fitted on PublicTest",
+        threshold=0.785,
+        # Grad-CAM block: res_block1 and res_block2 tie on 300 PublicTest faces by deletion (1.60x the drop
+        # of a shifted mask each, se 1.46x); res_block2's map of the shipped photo sits on the mouth
+        explain_layer="res_block2",  # --min-confidence for 90 % accuracy on PublicTest (resemotenet calibrate --target-accuracy 0.9)
+        training_data="FER2013 Training (28,709 faces), targets half FER2013 label and half FER+ crowd votes; "
+        "selected on PublicTest against FER2013 labels",
         metrics=(
-            Metric("accuracy", 0.6890, "test (PrivateTest)", FER, "2026-11-25", EVAL.format(m="default", s="test")),
-            Metric("macro_f1", 0.6683, "test (PrivateTest)", FER, "2026-11-25", EVAL.format(m="default", s="test")),
+            Metric("accuracy", 0.6604, "test (PrivateTest)", FER, "2026-12-04", EVAL.format(m="default", s="test")),
+            Metric("macro_f1", 0.6154, "test (PrivateTest)", FER, "2026-12-04", EVAL.format(m="default", s="test")),
             Metric(
-                "accuracy", 0.6729, "val (PublicTest, selection)", FER, "2026-11-25", EVAL.format(m="default", s="val")
+                "accuracy_ferplus_majority",
+                0.7861,
+                "test (PrivateTest, 3,137 faces with a FER+ majority among the 7 classes)",
+                "FER+ (fer2013new.csv)",
+                "2026-12-04",
+                "resemotenet eval default --data ferplus:ferplus --data-option fer2013=fer2013 "
+                "--data-option mode=majority --split test",
+            ),
+            Metric(
+                "corrupted_over_clean",
+                0.872,
+                "test (PrivateTest, 5 corruptions x severities 1-3)",
+                FER,
+                "2026-12-04",
+                EVAL.format(m="default", s="test") + " --corruptions all",
+            ),
+            Metric(
+                "accuracy", 0.6478, "val (PublicTest, selection)", FER, "2026-12-04", EVAL.format(m="default", s="val")
             ),
         ),
     ),
@@ -54,12 +76,11 @@ def main() -> None:
         _, meta, _ = load_checkpoint(path)
         card = ModelCard.from_meta(meta, str(path))
         model = create_model(card.arch, **dict(card.arch_kwargs))
-        card = card.with_(
-            framing=FRAMING,
-            training_data="FER2013 Training (28,709 faces), selected on PublicTest",
-            parameters=sum(p.numel() for p in model.parameters()),
-            **fields,
-        )
+        fields = {"training_data": "FER2013 Training (28,709 faces), selected on PublicTest", **fields}
+        layer = fields.pop("explain_layer", None)
+        extra = {k: v for k, v in dict(card.extra).items() if k != "explain_layer"}
+        fields["extra"] = {**extra, "explain_layer": layer} if layer else extra
+        card = card.with_(framing=FRAMING, parameters=sum(p.numel() for p in model.parameters()), **fields)
         write_card(path, card)
         print(f"{path}:\n{card.describe()}\n")
 

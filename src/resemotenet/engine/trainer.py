@@ -87,7 +87,7 @@ def use_amp(amp: bool | str, device: torch.device) -> bool:
         return bool(amp)
     if device.type == "cuda":
         return True
-    from ..inference.backends import native_bf16
+    from ..utils.runtime import native_bf16
 
     return device.type == "cpu" and native_bf16()
 

@@ -22,6 +22,7 @@ from torch import nn
 from ..card import ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from ..utils.errors import CheckpointError, ConfigError, DataError, import_extra
+from ..utils.runtime import cpu_flags, native_bf16  # noqa: F401  (part of this module's interface)
 
 META_KEY = "resemotenet"  # ONNX metadata_props key holding the same JSON as a checkpoint's meta
 
@@ -129,25 +130,6 @@ class OnnxBackend(_FileBackend):
 
 ENGINES = ("auto", "onnxruntime", "openvino")
 ENGINE_ENV = "RESEMOTENET_ONNX_ENGINE"  # the engine for .onnx files when the caller names none
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. not Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def native_bf16(core: Any | None = None) -> bool:
-    """True where the CPU computes bf16 natively (AVX512_BF16 or AMX): OpenVINO's own report when
-    ``core`` (an ``openvino.Core``) is given, else /proc/cpuinfo."""
-    if core is not None:
-        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 class OpenVinoBackend(_FileBackend):

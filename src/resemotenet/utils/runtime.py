@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+from pathlib import Path
+from typing import Any
 
 
 def tune_allocator(threshold: int = 1 << 30) -> bool:
@@ -62,3 +64,22 @@ def resolve_device(name: str | object) -> object:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device {name!r}: not supported; use cpu, cuda, cuda:N or mps")
     return dev
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. not Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(core: Any | None = None) -> bool:
+    """True where the CPU computes bf16 natively (AVX512_BF16 or AMX): OpenVINO's own report when
+    ``core`` (an ``openvino.Core``) is given, else /proc/cpuinfo."""
+    if core is not None:
+        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})

@@ -121,8 +121,8 @@ def conv_reference(q: dict) -> float:
 
 def native_bf16() -> bool:
     """Native bf16 per /proc/cpuinfo (AVX512_BF16 or AMX); oneDNN's own answer where there is none."""
-    from resemotenet.inference.backends import cpu_flags
-    from resemotenet.inference.backends import native_bf16 as cpu_bf16
+    from resemotenet.utils.runtime import cpu_flags
+    from resemotenet.utils.runtime import native_bf16 as cpu_bf16
 
     if cpu_flags():
         return cpu_bf16()
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     check, calib, source = faces(q)
     import onnxruntime
 
-    from resemotenet.inference.backends import cpu_flags
+    from resemotenet.utils.runtime import cpu_flags
 
     ov = "not installed"
     if have("openvino"):

@@ -27,10 +27,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from resemotenet.config import AugmentConfig, PreprocessSpec
 from resemotenet.data.transforms import augment_batch
-from resemotenet.inference.backends import native_bf16
 from resemotenet.models import create_model
 from resemotenet.models.layers import plain_convs
-from resemotenet.utils.runtime import tune_allocator
+from resemotenet.utils.runtime import native_bf16, tune_allocator
 
 
 def flops_of(fn) -> int:

@@ -27,10 +27,10 @@ CARDS = {
         # benchmarks/framing.py --model default --n 400 (PublicTest, 2026-12-04): stage 4 is best at margin 0.0
         # for both detectors (haar 63.57 %, centerface 62.08 % against 59.27 % at CenterFace's former 0.1)
         framing=Framing(margin=0.2, detector_margins={"haar": 0.0, "centerface": 0.0}, align=True),
-        threshold=0.785,
+        threshold=0.785,  # --min-confidence for 90 % accuracy on PublicTest (resemotenet calibrate --target-accuracy 0.9)
         # Grad-CAM block: res_block1 and res_block2 tie on 300 PublicTest faces by deletion (1.60x the drop
         # of a shifted mask each, se 1.46x); res_block2's map of the shipped photo sits on the mouth
-        explain_layer="res_block2",  # --min-confidence for 90 % accuracy on PublicTest (resemotenet calibrate --target-accuracy 0.9)
+        explain_layer="res_block2",
         training_data="FER2013 Training (28,709 faces), targets half FER2013 label and half FER+ crowd votes; "
         "selected on PublicTest against FER2013 labels",
         metrics=(

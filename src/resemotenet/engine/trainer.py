@@ -294,10 +294,10 @@ class Trainer:
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         logger = CSVLogger(self.out / "results.csv") if self.main else None
         if self.main and cfg.amp == "auto":
-            kind = (
-                ("fp16" if self.device.type == "cuda" else "bf16") if self.amp else "off (no native bf16 on this CPU)"
+            kind = "fp16" if self.device.type == "cuda" else "bf16"
+            print(
+                f"mixed precision (amp: auto): {kind if self.amp else 'off (no native bf16 on this CPU)'}", flush=True
             )
-            print(f"mixed precision (amp: auto): {kind}", flush=True)
         steps = min(len(self.loader), cfg.max_steps_per_epoch or len(self.loader))
         total = steps * cfg.epochs
         for epoch in range(self.start_epoch, cfg.epochs):

@@ -22,7 +22,7 @@ from torch import nn
 from ..card import ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from ..utils.errors import CheckpointError, ConfigError, DataError, import_extra
-from ..utils.runtime import cpu_flags, native_bf16  # noqa: F401  (part of this module's interface)
+from ..utils.runtime import native_bf16
 
 META_KEY = "resemotenet"  # ONNX metadata_props key holding the same JSON as a checkpoint's meta
 

@@ -11,6 +11,9 @@
     CenterFace also the window searched at a small input size (``--window-side``: the window crop
     shrunk to that longer side, a second CenterFaceDetector; the face stays far above CenterFace's
     ~10 px minimum), to see what that would save.
+(c) One still image from process start to printed result: ``resemotenet predict`` on the shipped
+    photo in a fresh interpreter (median of ``--startup-runs``), beside ``python -c pass`` and the
+    import of ``resemotenet.cli`` alone, and the heavy modules that import pulled in.
 
 The frame is the shipped astronaut portrait scaled to 640 wide and cropped to 480 rows (a
 real photo with real texture, so the detector does real work; the face is ~115 px). The
@@ -24,6 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import cv2
@@ -118,6 +124,31 @@ def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int, w
     )
 
 
+def startup(runs: int, model: str | None) -> None:
+    """Wall seconds from process start to the printed result, in fresh interpreters."""
+
+    def wall(cmd: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as tmp:
+        predict = [sys.executable, "-m", "resemotenet", "predict", str(demo_image()), "-o", f"{tmp}/r.jsonl"]
+        if model:
+            predict += ["--model", model]
+        rows = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "import resemotenet.cli": [sys.executable, "-c", "import resemotenet.cli"],
+            "resemotenet predict (one photo)": predict,
+        }
+        for name, cmd in rows.items():
+            wall(cmd)  # one untimed run: the file cache
+            print(f"{name:34s} {statistics.median(wall(cmd) for _ in range(runs)):6.2f} s (median of {runs})")
+    probe = "import sys, resemotenet.cli; print(' '.join(m for m in ('torch', 'cv2', 'matplotlib', 'onnx', 'onnxruntime', 'openvino') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip()
+    print(f"heavy modules loaded by importing resemotenet.cli: {loaded or 'none'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint or .onnx (default: shipped model, else a random resemotenet_s)")
@@ -126,6 +157,7 @@ def main() -> None:
     ap.add_argument("--window-side", type=int, default=128, help="centerface: also time windows at this size")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--startup-runs", type=int, default=5, help="(c): fresh processes timed; 0 skips it")
     args = ap.parse_args()
     model, desc = default_model(args.model)
     pred = Predictor(model, **({"detector": args.detector} if args.detector else {}))
@@ -153,6 +185,9 @@ def main() -> None:
         end_to_end(pred, jpeg.tobytes(), args.frames, every)
     if getattr(pred.detector, "name", "") == "centerface" and args.window_side:
         end_to_end(pred, jpeg.tobytes(), args.frames, 10, args.window_side)
+    if args.startup_runs:
+        print("\n(c) one still image, process start to printed result")
+        startup(args.startup_runs, args.model)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_export_carries_metadata_and_a_dynamic_batch_axis(exported_pair):
 
 
 def test_torch_and_onnxruntime_backends_agree_on_fixture_faces(exported_pair):
-    torch_b, onnx_b = open_backend(exported_pair[0]), open_backend(exported_pair[1])
+    torch_b, onnx_b = open_backend(exported_pair[0]), open_backend(exported_pair[1], engine="onnxruntime")
     assert isinstance(torch_b, TorchBackend) and isinstance(onnx_b, OnnxBackend)
     assert onnx_b.meta["labels"] == torch_b.meta["labels"]
     assert onnx_b.meta["preprocess"] == torch_b.meta["preprocess"]

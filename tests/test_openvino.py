@@ -19,7 +19,7 @@ from resemotenet.config import PreprocessSpec
 from resemotenet.data.transforms import preprocess_batch
 from resemotenet.export import export_onnx, quantize_onnx
 from resemotenet.inference import backends
-from resemotenet.inference.backends import OnnxBackend, OpenVinoBackend, open_backend
+from resemotenet.inference.backends import AutoBackend, OnnxBackend, OpenVinoBackend, open_backend
 from resemotenet.labels import EMOTIONS7
 from resemotenet.models import create_model
 from resemotenet.models.checkpoint import make_meta
@@ -81,7 +81,9 @@ def test_int8_file_runs_on_openvino_close_to_onnxruntime(files):
 
 def test_open_backend_engine_choice(files, monkeypatch):
     monkeypatch.delenv(backends.ENGINE_ENV, raising=False)
-    assert isinstance(open_backend(files["fp32"]), OnnxBackend)  # auto: onnxruntime where installed
+    assert isinstance(open_backend(files["fp32"]), AutoBackend)  # auto, both installed: measured per batch size
+    assert isinstance(open_backend(files["fp32"], precision="fp32"), AutoBackend)  # the default: still both
+    assert isinstance(open_backend(files["fp32"], hint="THROUGHPUT"), OpenVinoBackend)  # OpenVINO-only setting
     assert isinstance(open_backend(files["fp32"], engine="openvino"), OpenVinoBackend)
     assert isinstance(open_backend(files["fp32"], engine="onnxruntime"), OnnxBackend)
     monkeypatch.setenv(backends.ENGINE_ENV, "openvino")
@@ -91,6 +93,26 @@ def test_open_backend_engine_choice(files, monkeypatch):
         open_backend(files["fp32"], engine="tensorrt")
     with pytest.raises(ConfigError, match="openvino engine only"):
         open_backend(files["fp32"], engine="onnxruntime", precision="bf16")
+
+
+def test_auto_backend_routes_each_batch_size_to_the_engine_it_measured_faster(files):
+    auto = AutoBackend(files["fp32"], probe_runs=2)
+    assert set(auto.choice) == {"single", "batch"}
+    assert all(set(t) == {"onnxruntime", "openvino"} and min(t.values()) > 0 for t in auto.timings.values())
+    for key, times in auto.timings.items():
+        assert auto.choice[key] == min(times, key=times.__getitem__)
+    assert auto.meta == OnnxBackend(files["fp32"]).meta and auto.card is not None
+    x = batch(8)
+    assert torch.allclose(auto(x), OnnxBackend(files["fp32"])(x), atol=1e-4)
+    calls = []
+
+    def spy(name: str):
+        return lambda x: calls.append((name, len(x))) or torch.zeros(len(x), 7)
+
+    auto.engines = {name: spy(name) for name in auto.engines}
+    auto.choice = {"single": "onnxruntime", "batch": "openvino"}
+    auto(x[:1]), auto(x)
+    assert calls == [("onnxruntime", 1), ("openvino", 8)]
 
 
 def test_errors_are_typed(files, tmp_path):

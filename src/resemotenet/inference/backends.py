@@ -196,6 +196,54 @@ class OpenVinoBackend(_FileBackend):
         return torch.from_numpy(logits)
 
 
+class AutoBackend(_Backend):
+    """Both engines on one ONNX file, each call sent to the one measured faster on this CPU for
+    its batch size: a single face, or a batch (timed at ``probe_batch``). The two are timed once,
+    when the backend opens (a warm-up and the median of ``probe_runs`` calls each, on a constant
+    input of the model's shape); ``choice`` says what was picked and ``timings`` the medians
+    (seconds). The CPUs measured so far differ (README: onnxruntime ahead at batch 1 on some,
+    OpenVINO ahead at batch 64 on all), so the choice is measured, not assumed."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        overrides: dict[str, Any] | None = None,
+        threads: int | None = None,
+        *,
+        probe_batch: int = 32,
+        probe_runs: int = 7,
+        **shortcuts: Any,
+    ):
+        self.engines: dict[str, OnnxBackend | OpenVinoBackend] = {
+            "onnxruntime": OnnxBackend(path, overrides, threads, **shortcuts),
+            "openvino": OpenVinoBackend(path, overrides, threads, **shortcuts),
+        }
+        first = self.engines["onnxruntime"]
+        self.meta, self.card, self.input_shape = first.meta, first.card, first.input_shape
+        spec = PreprocessSpec.from_dict(self.meta["preprocess"])
+        self.timings: dict[str, dict[str, float]] = {}
+        self.choice: dict[str, str] = {}
+        for key, n in (("single", 1), ("batch", max(2, probe_batch))):
+            x = torch.zeros(n, spec.channels, spec.size, spec.size)
+            self.timings[key] = {name: _median_call(be, x, probe_runs) for name, be in self.engines.items()}
+            self.choice[key] = min(self.timings[key], key=self.timings[key].__getitem__)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.engines[self.choice["single" if x.shape[0] == 1 else "batch"]](x)
+
+
+def _median_call(backend: Any, x: torch.Tensor, runs: int) -> float:
+    import time
+
+    backend(x)  # warm-up: first-call allocations and kernel selection
+    times = []
+    for _ in range(max(1, runs)):
+        t = time.perf_counter()
+        backend(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def _ov_props(model: Any) -> dict[str, str]:
     """ONNX ``metadata_props`` as OpenVINO keeps them: the model's rt_info under 'framework'."""
     try:
@@ -213,21 +261,25 @@ def _check_batch(x: torch.Tensor, want: tuple[int | None, ...]) -> None:
         )
 
 
-def open_onnx(path: str | Path, engine: str | None = None, **kw: Any) -> OnnxBackend | OpenVinoBackend:
+def open_onnx(path: str | Path, engine: str | None = None, **kw: Any) -> OnnxBackend | OpenVinoBackend | AutoBackend:
     """An ONNX file on the named engine. ``engine`` None reads ``$RESEMOTENET_ONNX_ENGINE`` and
-    falls back to 'auto': onnxruntime where it is installed (measured no slower than OpenVINO on
-    the CPUs in README's tables), else OpenVINO. ``kw`` go to the backend (``precision``/``hint``
-    are OpenVINO's only)."""
+    falls back to 'auto': with both onnxruntime and OpenVINO installed, an ``AutoBackend`` (each
+    call on the engine measured faster here for its batch size); with one of them, that one.
+    ``kw`` go to the backend (``precision``/``hint`` are OpenVINO's only; bf16 or a THROUGHPUT
+    hint makes 'auto' take OpenVINO alone)."""
+    import importlib.util
     import os
 
     engine = (engine or os.environ.get(ENGINE_ENV) or "auto").lower()
     if engine not in ENGINES:
         raise ConfigError(f"unknown ONNX engine {engine!r}; valid: {', '.join(ENGINES)}")
     if engine == "auto":
-        import importlib.util
-
         have_ort = importlib.util.find_spec("onnxruntime") is not None
-        engine = "onnxruntime" if have_ort or importlib.util.find_spec("openvino") is None else "openvino"
+        have_ov = importlib.util.find_spec("openvino") is not None
+        ov_only = kw.get("precision") not in (None, "fp32") or kw.get("hint") not in (None, "LATENCY")
+        if have_ort and have_ov and not ov_only:
+            return AutoBackend(path, **{k: v for k, v in kw.items() if k not in ("precision", "hint")})
+        engine = "openvino" if ov_only or not have_ort else "onnxruntime"
     if engine == "openvino":
         return OpenVinoBackend(path, **kw)
     for name in ("precision", "hint"):
@@ -304,7 +356,7 @@ def _complete(
 
 def open_backend(
     model: str | Path | nn.Module | None = None, **kw: Any
-) -> TorchBackend | OnnxBackend | OpenVinoBackend:
+) -> TorchBackend | OnnxBackend | OpenVinoBackend | AutoBackend:
     """A backend for a checkpoint path, an ONNX path (by extension; ``engine`` = 'auto',
     'onnxruntime' or 'openvino', see ``open_onnx``; the other ``kw`` go to that backend), a loaded
     module, or None / a shipped name ('default', 'fast'). ``device`` applies to torch only."""

@@ -72,6 +72,16 @@ def test_frame() -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(rgb, (640, 640), interpolation=cv2.INTER_AREA)[80:560])
 
 
+def engine_name(backend: object) -> str:
+    """What runs the model: torch eager, one ONNX engine, or auto's choice per batch size."""
+    if isinstance(backend, TorchBackend):
+        return "torch eager"
+    choice = getattr(backend, "choice", None)
+    if choice:
+        return f"auto: {choice['single']} for one face, {choice['batch']} for batches"
+    return type(backend).__name__.replace("Backend", "").replace("Onnx", "onnxruntime").lower()
+
+
 def crop_latency(pred: Predictor, face: np.ndarray, repeats: int, label: str) -> None:
     spec = pred.spec
     x = torch.randn(1, spec.channels, spec.size, spec.size)
@@ -171,15 +181,16 @@ def main() -> None:
     found = pred.detect(frame)
     face = found[0][1] if found else frame[100:260, 260:420]
     print(f"\n(a) one face crop, batch 1 (median of {args.repeats} runs)")
-    crop_latency(pred, face, args.repeats, "torch eager")
+    crop_latency(pred, face, args.repeats, engine_name(pred.backend))
     if isinstance(pred.backend, TorchBackend):
         crop_latency(Predictor(open_backend(model, fuse=False)), face, args.repeats, "torch eager, BN not folded")
     if args.onnx:
-        crop_latency(Predictor(args.onnx), face, args.repeats, "onnxruntime")
+        onnx = Predictor(args.onnx)
+        crop_latency(onnx, face, args.repeats, engine_name(onnx.backend))
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     print(
         f"\n(b) end to end, 640x480, {args.frames} frames: decode JPEG ({len(jpeg) // 1024} KiB), "
-        "detect, crop, classify (torch)"
+        f"detect, crop, classify ({engine_name(pred.backend)})"
     )
     for every in (1, 10):
         end_to_end(pred, jpeg.tobytes(), args.frames, every)

@@ -115,6 +115,23 @@ def test_auto_backend_routes_each_batch_size_to_the_engine_it_measured_faster(fi
     assert calls == [("onnxruntime", 1), ("openvino", 8)]
 
 
+def test_auto_backend_keeps_working_when_a_probe_cannot_run(files, tmp_path):
+    """A file whose batch axis is fixed at 1 (as files exported elsewhere often are): every engine
+    runs a batch one face at a time, so auto opens it, probes both sizes and answers a batch."""
+    proto = onnx.load(str(files["fp32"]))
+    dim0 = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    dim0.ClearField("dim_param")
+    dim0.dim_value = 1
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(proto, str(fixed))
+    auto = AutoBackend(fixed, probe_runs=1)
+    x = batch(5)
+    ref = OnnxBackend(files["fp32"])(x)
+    assert set(auto.timings["batch"]) == {"onnxruntime", "openvino"}
+    for be in (auto, OnnxBackend(fixed), OpenVinoBackend(fixed)):
+        assert torch.allclose(be(x), ref, atol=1e-4)
+
+
 def test_errors_are_typed(files, tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         OpenVinoBackend(tmp_path / "missing.onnx")

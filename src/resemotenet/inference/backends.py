@@ -113,6 +113,7 @@ class OnnxBackend(_FileBackend):
         self.input_name = inp.name
         # (C, S, S) when the file fixes them, else None per axis
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape[1:])
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         out_dim = self.session.get_outputs()[0].shape[-1]
         self._describe(
             path,
@@ -124,8 +125,8 @@ class OnnxBackend(_FileBackend):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, self.input_shape)
-        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype("float32", copy=False)})
-        return torch.from_numpy(out[0])
+        arr = x.detach().cpu().numpy().astype("float32", copy=False)
+        return _by_fixed_batch(arr, self.fixed_batch, lambda a: self.session.run(None, {self.input_name: a})[0])
 
 
 ENGINES = ("auto", "onnxruntime", "openvino")
@@ -169,6 +170,7 @@ class OpenVinoBackend(_FileBackend):
             raise CheckpointError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
         pshape = model.inputs[0].get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in list(pshape)[1:])
+        self.fixed_batch = pshape[0].get_length() if pshape[0].is_static else None
         out_dim = model.outputs[0].get_partial_shape()[-1]
         self._describe(
             path, _ov_props(model), overrides, shortcuts, out_dim.get_length() if out_dim.is_static else None
@@ -190,10 +192,13 @@ class OpenVinoBackend(_FileBackend):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, self.input_shape)
         arr = x.detach().cpu().numpy().astype("float32", copy=False)
-        with self._lock:
-            out = self._request.infer({0: arr})
-            logits = next(iter(out.values())).copy()  # the request reuses its output buffer
-        return torch.from_numpy(logits)
+
+        def run(a: np.ndarray) -> np.ndarray:
+            with self._lock:
+                out = self._request.infer({0: a})
+                return next(iter(out.values())).copy()  # the request reuses its output buffer
+
+        return _by_fixed_batch(arr, self.fixed_batch, run)
 
 
 class AutoBackend(_Backend):
@@ -214,19 +219,26 @@ class AutoBackend(_Backend):
         probe_runs: int = 7,
         **shortcuts: Any,
     ):
-        self.engines: dict[str, OnnxBackend | OpenVinoBackend] = {
-            "onnxruntime": OnnxBackend(path, overrides, threads, **shortcuts),
-            "openvino": OpenVinoBackend(path, overrides, threads, **shortcuts),
-        }
-        first = self.engines["onnxruntime"]
+        first = OnnxBackend(path, overrides, threads, **shortcuts)
+        self.engines: dict[str, OnnxBackend | OpenVinoBackend] = {"onnxruntime": first}
+        try:
+            self.engines["openvino"] = OpenVinoBackend(path, overrides, threads, **shortcuts)
+        except (CheckpointError, RuntimeError, OSError):
+            pass  # a graph OpenVINO cannot compile: onnxruntime alone, which opened it
         self.meta, self.card, self.input_shape = first.meta, first.card, first.input_shape
         spec = PreprocessSpec.from_dict(self.meta["preprocess"])
         self.timings: dict[str, dict[str, float]] = {}
         self.choice: dict[str, str] = {}
         for key, n in (("single", 1), ("batch", max(2, probe_batch))):
             x = torch.zeros(n, spec.channels, spec.size, spec.size)
-            self.timings[key] = {name: _median_call(be, x, probe_runs) for name, be in self.engines.items()}
-            self.choice[key] = min(self.timings[key], key=self.timings[key].__getitem__)
+            times = {}
+            for name, be in self.engines.items():
+                try:
+                    times[name] = _median_call(be, x, probe_runs)
+                except Exception:  # an engine that cannot run this batch is not a candidate
+                    continue
+            self.timings[key] = times
+            self.choice[key] = min(times, key=times.__getitem__) if times else "onnxruntime"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.engines[self.choice["single" if x.shape[0] == 1 else "batch"]](x)
@@ -251,6 +263,16 @@ def _ov_props(model: Any) -> dict[str, str]:
         return {k: v.astype(str) for k, v in framework.items()}
     except (KeyError, RuntimeError, TypeError, AttributeError):
         return {}
+
+
+def _by_fixed_batch(arr: np.ndarray, fixed: int | None, run: Any) -> torch.Tensor:
+    """``run`` on the whole batch, or, for a file whose batch axis is fixed at 1 (common in files
+    exported elsewhere), one face at a time; any other fixed batch must be matched exactly."""
+    if fixed is None or fixed == len(arr):
+        return torch.from_numpy(np.asarray(run(arr)))
+    if fixed == 1:
+        return torch.from_numpy(np.concatenate([np.asarray(run(arr[i : i + 1])) for i in range(len(arr))]))
+    raise DataError(f"the ONNX model takes batches of exactly {fixed}, got {len(arr)}")
 
 
 def _check_batch(x: torch.Tensor, want: tuple[int | None, ...]) -> None:

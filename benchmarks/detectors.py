@@ -9,6 +9,7 @@ when a detection overlaps it with IoU >= 0.3 (one detection per face); every oth
 a false box. Time: median ms per frame over the composed frames, after a warm-up.
 
     python benchmarks/detectors.py [--frames 12] [--sizes 320,480,640] [--align 200]
+        [--align-detectors centerface,mediapipe]
 
 ``--align N`` also measures what eye alignment does to the shipped model's accuracy on N turned
 PublicTest faces (Predictor with align on and off, same detections). Timings depend on load:
@@ -126,14 +127,15 @@ def measure(name: str, det, frames: list[tuple[np.ndarray, np.ndarray]], timed: 
     return {"name": name, "found": hits, "total": total, "false": false, "ms": 1000 * statistics.median(times)}
 
 
-def align_accuracy(n: int, seed: int = 1) -> None:
-    """Shipped model's accuracy on ``n`` PublicTest faces turned by 10-25 degrees, align on / off."""
+def align_accuracy(n: int, detector: str = "centerface", seed: int = 1) -> None:
+    """Shipped model's accuracy on ``n`` PublicTest faces turned by 10-25 degrees, align on / off,
+    with ``detector`` (one that gives eye landmarks) finding them."""
     from resemotenet.inference.predictor import Predictor
 
     rng = np.random.default_rng(seed)
     arrays = load_arrays(FER)
     idx = rng.choice(np.flatnonzero(arrays["usage"] == 1), n, replace=False)
-    preds = {a: Predictor(detector="centerface", align=a) for a in (True, False)}
+    preds = {a: Predictor(detector=detector, align=a) for a in (True, False)}
     right = {True: 0, False: 0}
     seen = 0
     for i in idx:
@@ -145,7 +147,7 @@ def align_accuracy(n: int, seed: int = 1) -> None:
             for a, r in res.items():
                 right[a] += int(r[0].label == preds[a].labels[arrays["emotion"][i]])
     print(
-        f"\neye alignment, shipped model, {seen} of {n} turned faces found once: accuracy "
+        f"\neye alignment, shipped model, {detector}, {seen} of {n} turned faces found once: accuracy "
         f"{100 * right[True] / max(seen, 1):.1f} % aligned, {100 * right[False] / max(seen, 1):.1f} % not aligned"
     )
 
@@ -155,6 +157,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=12, help="composed 640x480 frames (default: 12)")
     ap.add_argument("--sizes", default="320,480,640", help="CenterFace max_side values (default: %(default)s)")
     ap.add_argument("--align", type=int, default=0, metavar="N", help="also measure eye alignment on N faces")
+    ap.add_argument(
+        "--align-detectors", default="centerface", help="detectors for --align, comma-separated (default: %(default)s)"
+    )
     args = ap.parse_args()
     frames = scenes(args.frames)
     torch.set_num_threads(1)
@@ -182,8 +187,11 @@ def main() -> None:
             f"{r['name']:32} {r['found']:>4}/{r['total']:<3} {100 * r['found'] / r['total']:5.1f} % "
             f"{r['false']:>12} {r['ms']:9.1f} {r['ms'] / rows[0]['ms']:7.2f}"
         )
-    if args.align:
-        align_accuracy(args.align)
+    for name in args.align_detectors.split(",") if args.align else ():
+        try:
+            align_accuracy(args.align, name)
+        except ResEmoteNetError as exc:
+            print(f"eye alignment with {name}: skipped ({exc})")
 
 
 if __name__ == "__main__":

@@ -444,3 +444,16 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, 
     assert len(err.strip().splitlines()) == 1
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "info", str(tiny_checkpoint)])
+
+
+def test_an_extra_that_is_installed_but_broken_says_so_not_missing(tmp_path, monkeypatch):
+    from resemotenet.utils.errors import BrokenExtraError, MissingExtraError, import_extra
+
+    (tmp_path / "brokenextra_pkg").mkdir()
+    (tmp_path / "brokenextra_pkg" / "__init__.py").write_text("from json import no_such_name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BrokenExtraError, match=r"brokenextra_pkg is installed but fails to import \(cannot import"):
+        import_extra("brokenextra_pkg", "export")
+    with pytest.raises(MissingExtraError, match=r"absent_pkg_xyz is not installed.*resemotenet\[export\]") as info:
+        import_extra("absent_pkg_xyz", "export")
+    assert not isinstance(info.value, BrokenExtraError)

@@ -57,7 +57,7 @@ def test_old_checkpoint_and_safetensors_load(tmp_path):
 
 def test_old_onnx_file_loads(tmp_path):
     pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", exc_type=ImportError)
     from resemotenet.inference.backends import OnnxBackend
 
     model, _, _ = _old_files(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx", exc_type=ImportError)
 
 from conftest import FER2013_CSV, face_like
 

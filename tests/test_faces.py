@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from resemotenet.inference.faces import (
     Detection,
     FaceFollower,
     HaarDetector,
+    _blazeface_points,
     create_detector,
     expand_box,
     list_detectors,
@@ -101,6 +103,25 @@ def test_mediapipe_finds_the_astronauts_face(astronaut):
     assert len(dets) == 1
     x0, y0, x1, y1 = dets[0].box
     assert x0 < FACE_CENTRE[0] < x1 and y0 < FACE_CENTRE[1] < y1
+    (lx, ly), (rx, ry) = dets[0].landmarks[:2]
+    assert x0 < lx < FACE_CENTRE[0] < rx < x1 and y0 < ly < FACE_CENTRE[1] and y0 < ry < FACE_CENTRE[1]
+
+
+def _blaze(*points):
+    kps = [SimpleNamespace(x=x, y=y) for x, y in points]
+    return SimpleNamespace(location_data=SimpleNamespace(relative_keypoints=kps))
+
+
+def test_blazeface_keypoints_become_landmarks_eyes_first_left_first():
+    # BlazeFace's order: the subject's right eye (on the image's left), left eye, nose tip, mouth
+    # centre, two ears. Relative coordinates scale to pixels; the ears are dropped.
+    det = _blaze((0.4, 0.3), (0.6, 0.32), (0.5, 0.45), (0.5, 0.6), (0.3, 0.35), (0.7, 0.35))
+    pts = _blazeface_points(det, 200, 100)
+    assert np.allclose(pts, [(80, 30), (120, 32), (100, 45), (100, 60)])
+    # eyes given right to left come back left first
+    flipped = _blazeface_points(_blaze((0.6, 0.32), (0.4, 0.3), (0.5, 0.45), (0.5, 0.6)), 200, 100)
+    assert np.allclose(flipped[:2], [(80, 30), (120, 32)])
+    assert _blazeface_points(_blaze((0.5, 0.5)), 200, 100) is None
 
 
 def test_yunet_needs_a_model_file(tmp_path):

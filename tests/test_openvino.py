@@ -11,7 +11,7 @@ import torch
 
 ov = pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx", exc_type=ImportError)
 
 from conftest import face_like
 

@@ -30,7 +30,7 @@ from torch import nn
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..preprocess import FaceTransform
-from ..utils.errors import CheckpointError, ConfigError, MissingExtraError, ResEmoteNetError
+from ..utils.errors import CheckpointError, ConfigError, ResEmoteNetError, extra_error
 from ..utils.io import atomic_path
 from ..utils.ort import ORT_OPT_LEVELS, ort_session  # noqa: F401  (re-exported)
 
@@ -253,7 +253,7 @@ def export_onnx(
         try:
             __import__(module)
         except ImportError as exc:
-            raise MissingExtraError(module, "export") from exc
+            raise extra_error(module, "export", exc) from exc
     dst = Path(output)
     if dst.exists() and not force:
         raise ConfigError(f"{dst}: already exists (use --force to overwrite)")

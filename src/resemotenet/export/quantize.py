@@ -24,7 +24,7 @@ import numpy as np
 
 from ..config import PreprocessSpec
 from ..data.dataset import Split
-from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError, import_extra
+from ..utils.errors import CheckpointError, ConfigError, DataError, extra_error, import_extra
 from ..utils.io import atomic_path
 from .onnx import META_KEY, check_inputs, fer2013_split, find_fer2013, ort_logits, ort_session, set_metadata
 
@@ -129,7 +129,7 @@ def quantize_onnx(
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as exc:
-        raise MissingExtraError("onnxruntime", "export") from exc
+        raise extra_error("onnxruntime", "export", exc) from exc
     src = Path(model)
     dst = Path(output) if output else src.with_name(src.stem + ".int8.onnx")
     proto, meta = read_meta(src)

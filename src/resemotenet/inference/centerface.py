@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.errors import CheckpointError, ConfigError, DataError, MissingExtraError
+from ..utils.errors import CheckpointError, ConfigError, DataError, extra_error
 from .faces import Detection, _clip, _sorted
 
 STRIDE = 4  # output cells per input pixel side
@@ -162,7 +162,7 @@ def _pick_backend(backend: str) -> str:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         if backend == "onnxruntime":
-            raise MissingExtraError("onnxruntime", "export") from exc
+            raise extra_error("onnxruntime", "export", exc) from exc
         return "opencv"
     return "onnxruntime"
 

@@ -4,7 +4,7 @@
 the package; it finds turned and partly covered faces and gives 5 landmarks, which ``align_face``
 uses to level the eyes. ``haar`` is OpenCV's frontal-face cascade: it ships inside opencv-python,
 so it works offline with no extra download. ``mediapipe`` (BlazeFace) finds turned and small faces
-better and needs the ``mediapipe`` package. ``yunet`` (``cv2.FaceDetectorYN``) is the most
+better, gives eye landmarks too, and needs the ``mediapipe`` package. ``yunet`` (``cv2.FaceDetectorYN``) is the most
 accurate of the three and needs its ONNX file (``face_detection_yunet_2023mar.onnx`` from the
 OpenCV model zoo), given by path: nothing is downloaded.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.errors import ConfigError, DataError, MissingExtraError
+from ..utils.errors import ConfigError, DataError, extra_error
 
 Box = tuple[int, int, int, int]
 Points = tuple[tuple[float, float], ...]
@@ -30,8 +30,9 @@ Points = tuple[tuple[float, float], ...]
 @dataclass(frozen=True)
 class Detection:
     """One face: ``box`` = (x0, y0, x1, y1) in pixels of the frame (x1, y1 exclusive);
-    ``landmarks``, when the detector gives them: (x, y) of the left eye, right eye, nose, left and
-    right mouth corners ("left" = on the image's left), in pixels of the frame."""
+    ``landmarks``, when the detector gives them: (x, y) in pixels of the frame, the left and right
+    eye first ("left" = on the image's left), then what else the detector finds: the nose and the
+    left and right mouth corners (centerface), the nose tip and the mouth centre (mediapipe)."""
 
     box: Box
     score: float = 1.0
@@ -106,6 +107,16 @@ class HaarDetector:
         return _sorted(out)
 
 
+def _blazeface_points(det: Any, width: int, height: int) -> Points | None:
+    """BlazeFace's keypoints (eyes, nose tip, mouth centre, ears) as ``Detection.landmarks``: the
+    two eyes first, the one on the image's left first, then the nose tip and the mouth centre."""
+    kps = list(det.location_data.relative_keypoints)
+    if len(kps) < 2:
+        return None
+    eyes = sorted(((kp.x * width, kp.y * height) for kp in kps[:2]), key=lambda p: p[0])
+    return tuple(eyes) + tuple((kp.x * width, kp.y * height) for kp in kps[2:4])
+
+
 class MediaPipeDetector:
     """BlazeFace through the ``mediapipe`` package (its model is inside the wheel).
 
@@ -120,7 +131,7 @@ class MediaPipeDetector:
             import mediapipe as mp
         except ImportError as exc:
             if (exc.name or "mediapipe").split(".")[0] == "mediapipe":
-                raise MissingExtraError("mediapipe", "mediapipe") from exc
+                raise extra_error("mediapipe", "mediapipe", exc) from exc
             raise ConfigError(
                 f"mediapipe is installed but cannot be imported ({exc}); reinstall it: "
                 "pip install 'resemotenet[mediapipe]'"
@@ -146,7 +157,7 @@ class MediaPipeDetector:
             r = det.location_data.relative_bounding_box
             box = _clip(r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h, w, h)
             if box:
-                out.append(Detection(box, float(det.score[0])))
+                out.append(Detection(box, float(det.score[0]), _blazeface_points(det, w, h)))
         return _sorted(out)
 
     def close(self) -> None:

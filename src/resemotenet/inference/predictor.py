@@ -116,7 +116,7 @@ class Predictor:
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
     ``margin`` and ``align`` default to the model card's framing (``ModelCard.framing``: the
     margin per detector, measured by ``benchmarks/framing.py``). ``margin``: the crop grows by this
-    fraction of the face box. ``align``: when the detector gives landmarks (centerface does), a face
+    fraction of the face box. ``align``: when the detector gives landmarks (centerface and mediapipe do), a face
     whose eyes tilt by 3 degrees or more is rotated level before it is cropped (``faces.align_face``;
     on for the shipped models: +8.6 points on turned PublicTest faces, ``benchmarks/detectors.py
     --align 120``). Below ``min_confidence`` a

@@ -204,9 +204,9 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], labels: list[str]) ->
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        from ..utils.errors import MissingExtraError
+        from ..utils.errors import extra_error
 
-        raise MissingExtraError("pyarrow", "ray") from exc
+        raise extra_error("pyarrow", "ray", exc) from exc
     types = {
         "source": pa.string(),
         "frame": pa.int64(),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inference.faces import DEFAULT_DETECTOR
-from ..utils.errors import ConfigError, MissingExtraError, ResEmoteNetError
+from ..utils.errors import ConfigError, ResEmoteNetError, extra_error
 from ..utils.io import atomic_write_text
 from .items import Parts, WorkItem, assemble, check_output, plan
 from .worker import ItemWorker
@@ -34,7 +34,7 @@ def import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401  (the Data library is a separate part of the extra)
     except ImportError as exc:
-        raise MissingExtraError("ray", "ray") from exc
+        raise extra_error("ray", "ray", exc) from exc
     return ray
 
 

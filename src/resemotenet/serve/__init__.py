@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..utils.errors import MissingExtraError
+from ..utils.errors import extra_error
 
 
 def require_extra() -> None:
@@ -20,7 +20,7 @@ def require_extra() -> None:
         try:
             __import__(module)
         except ImportError as exc:
-            raise MissingExtraError(package, "serve") from exc
+            raise extra_error(package, "serve", exc) from exc
 
 
 def create_app(settings: Any, predictor: Any = None) -> Any:

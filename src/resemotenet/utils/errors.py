@@ -28,6 +28,19 @@ class MissingExtraError(ResEmoteNetError):
         super().__init__(f"{package} is not installed; install it with: pip install 'resemotenet[{extra}]'")
 
 
+class BrokenExtraError(MissingExtraError):
+    """An optional dependency is installed but fails to import, usually because another package
+    pinned one of its own dependencies to an incompatible version."""
+
+    def __init__(self, package: str, extra: str, exc: BaseException):
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        ResEmoteNetError.__init__(
+            self,
+            f"{package} is installed but fails to import ({reason}); a package it needs has an incompatible "
+            f"version (`pip check` names it): pip install --upgrade --force-reinstall 'resemotenet[{extra}]'",
+        )
+
+
 def import_extra(module: str, extra: str):
     """``importlib.import_module(module)``, or a ``MissingExtraError`` naming the extra to install."""
     import importlib
@@ -35,4 +48,12 @@ def import_extra(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(module.split(".")[0], extra) from exc
+        raise extra_error(module.split(".")[0], extra, exc) from exc
+
+
+def extra_error(package: str, extra: str, exc: ImportError) -> MissingExtraError:
+    """The error for ``exc``, raised importing ``package``: ``MissingExtraError`` when the package
+    itself is absent, ``BrokenExtraError`` when it is there but fails to import."""
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or package).split(".")[0] == package:
+        return MissingExtraError(package, extra)
+    return BrokenExtraError(package, extra, exc)

@@ -25,8 +25,9 @@ from _timing import cpu_name, median_seconds
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from resemotenet.config import AugmentConfig, PreprocessSpec
+from resemotenet.config import AugmentConfig, PreprocessSpec, TrainConfig
 from resemotenet.data.transforms import augment_batch
+from resemotenet.engine.trainer import make_optimizer
 from resemotenet.models import create_model
 from resemotenet.models.layers import plain_convs
 from resemotenet.utils.runtime import native_bf16, tune_allocator
@@ -60,7 +61,8 @@ def train_step_fn(
     if not live_taps:
         plain_convs(model)
     model = model.to(memory_format=fmt).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    # the trainer's own optimizer (fused where this torch has the kernel), at the paper's settings
+    opt = make_optimizer(TrainConfig(optimizer="sgd", lr=1e-3, momentum=0.9, nesterov=False, weight_decay=1e-4), model)
     x = torch.randn(batch, chans, size, size).contiguous(memory_format=fmt)
     y = torch.randint(0, 7, (batch,))
 

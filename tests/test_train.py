@@ -260,3 +260,38 @@ def test_amp_flag_maps_to_the_config(flag, expected):
 
     amp = [o for o in overrides_from_args(build_parser().parse_args(["train", *flag])) if o.startswith("amp=")]
     assert amp == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_optimizer_is_fused_on_cpu_and_steps_like_the_default(name):
+    import dataclasses
+
+    from resemotenet.config import TrainConfig
+    from resemotenet.engine.trainer import make_optimizer
+    from resemotenet.models import create_model
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TrainConfig(), optimizer=name, lr=0.05, weight_decay=1e-3, nesterov=name == "sgd")
+    models = [create_model("resemotenet_t", in_chans=1).eval() for _ in range(2)]  # eval: no dropout noise
+    models[1].load_state_dict(models[0].state_dict())
+    start = {k: v.clone() for k, v in models[0].state_dict().items()}
+    fused = make_optimizer(cfg, models[0])
+    assert fused.defaults.get("fused") is True
+    # the same groups and settings on the second copy, without the fused kernel
+    plain = type(fused)(
+        [
+            {"params": [p for p in models[1].parameters() if p.ndim > 1], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in models[1].parameters() if p.ndim <= 1], "weight_decay": 0.0},
+        ],
+        **({"lr": cfg.lr} if name == "adamw" else {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": True}),
+    )
+    assert not plain.defaults.get("fused")
+    x = torch.randn(4, 1, 48, 48)
+    for _ in range(3):
+        for m, opt in zip(models, (fused, plain)):
+            opt.zero_grad()
+            m(x).logsumexp(1).mean().backward()
+            opt.step()
+    assert any(not torch.equal(a, start[k]) for k, a in models[0].state_dict().items())  # it did train
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

@@ -385,7 +385,7 @@ def test_checkpoint_save_on_a_full_disk_is_one_line(tmp_path, fer2013_csv, capsy
 
     monkeypatch.setattr(torch, "save", full_disk)
     code = main(["train", "--data", f"fer2013:{fer2013_csv}", "-o", str(tmp_path / "run"), *TINY_RUN])
-    _judge(capsys, code, 2, ("last.pt", "could not write", "nothing was changed"), tmp_path)
+    _judge(capsys, code, 2, ("best.pt", "could not write", "nothing was changed"), tmp_path)  # the first save
 
 
 def test_results_on_a_full_disk_keep_earlier_rows(tmp_path, tiny_checkpoint, capsys, monkeypatch):

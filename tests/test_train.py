@@ -295,3 +295,92 @@ def test_optimizer_is_fused_on_cpu_and_steps_like_the_default(name):
     assert any(not torch.equal(a, start[k]) for k, a in models[0].state_dict().items())  # it did train
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_sigkilled_run_resumes_exactly_and_drops_its_partial_files(fer2013_csv, tmp_path):
+    """A real SIGKILL mid-run (not an exception the trainer could catch), then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    torch.set_num_threads(1)
+    train(tiny_cfg(fer2013_csv, tmp_path / "straight", "epochs=6"))
+    run = tmp_path / "killed"
+    overrides = [f"data.root={fer2013_csv}", f"output={run}", "epochs=6", *TINY]
+    code = (
+        "import sys, torch; torch.set_num_threads(1)\n"
+        "from resemotenet.config import load_config\nfrom resemotenet.engine.trainer import train\n"
+        "train(load_config(None, sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, *overrides], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            results = run / "results.csv"
+            if results.exists() and len(results.read_text().splitlines()) >= 2:  # epoch 0 saved
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = len((run / "results.csv").read_text().splitlines()) - 1
+    assert 1 <= done < 6
+    partial = run / ".last.pt.k1ll3d.tmp"  # what a kill during a checkpoint save leaves
+    partial.write_bytes(b"half a checkpoint")
+    train(tiny_cfg(fer2013_csv, run, "epochs=6"), resume=True)
+    assert not partial.exists()
+    a, _, ea = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b, _, eb = load_checkpoint(run / "last.pt")
+    assert ea["epoch"] == eb["epoch"] == 5
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == [str(e) for e in range(6)]
+
+
+@pytest.mark.parametrize("where", ["before the results row", "between best.pt and last.pt"])
+def test_a_stop_inside_the_epoch_end_keeps_results_csv_and_checkpoints_in_step(
+    fer2013_csv, tmp_path, monkeypatch, where
+):
+    from resemotenet.engine import callbacks
+
+    torch.set_num_threads(1)
+    train(tiny_cfg(fer2013_csv, tmp_path / "straight", "epochs=3"))
+    run = tmp_path / "stopped"
+    if where == "before the results row":
+        real_log = callbacks.CSVLogger.log
+
+        def stop(self, row):
+            if int(row["epoch"]) == 1:
+                raise KeyboardInterrupt
+            return real_log(self, row)
+
+        monkeypatch.setattr(callbacks.CSVLogger, "log", stop)
+    else:
+        real_save = Trainer._save
+
+        def stop(self, name, epoch, row=None):
+            if name == "last.pt" and epoch == 1:
+                raise KeyboardInterrupt
+            return real_save(self, name, epoch, row)
+
+        monkeypatch.setattr(Trainer, "_save", stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(fer2013_csv, run, "epochs=3"))
+    monkeypatch.undo()
+    torch.set_num_threads(1)
+    train(tiny_cfg(fer2013_csv, run, "epochs=3"), resume=True)
+    straight = list(csv.DictReader((tmp_path / "straight" / "results.csv").open()))
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["val_acc"] for r in rows] == [r["val_acc"] for r in straight]
+    for name in ("last.pt", "best.pt"):
+        a, _, ea = load_checkpoint(tmp_path / "straight" / name)
+        b, _, eb = load_checkpoint(run / name)
+        assert ea["epoch"] == eb["epoch"], name
+        assert all(torch.equal(a[k], b[k]) for k in a), name

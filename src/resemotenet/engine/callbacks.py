@@ -21,6 +21,10 @@ class CSVLogger:
         if path.is_file():
             self.rows = list(csv.DictReader(path.open()))
 
+    def truncate(self, epochs: int) -> None:
+        """Keep the rows of the first ``epochs`` epochs only (rewritten on the next ``log``)."""
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epochs]
+
     def log(self, row: dict[str, Any]) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) < int(row["epoch"])] + [row]
         buf = io.StringIO()

@@ -152,6 +152,8 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
             for n in present + [p.name for p in out.glob("epoch*.safetensors")]:
                 (out / n).unlink(missing_ok=True)
         return
+    if D.is_main():
+        _remove_partial_files(out)
     last = out / "last.pt"
     if not last.is_file():
         raise ConfigError(f"{out}: nothing to resume (no last.pt); drop --resume to start a new run")
@@ -166,6 +168,22 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
             f"{out}: --resume with settings that differ from the run's ({'; '.join(changed[:4])}); "
             f"resume with the run's own settings, or start a new run in another -o"
         )
+
+
+def _remove_partial_files(out: Path) -> list[str]:
+    """Delete the temporary files a killed run left half-written in ``out`` (``utils.io.atomic_path``
+    writes ``.NAME.XXXX.tmp`` and renames it only when complete; a SIGKILL mid-save leaves it,
+    up to 640 MB for the full model's checkpoint). The finished files are never touched."""
+    names = set(RUN_FILES)
+    gone = []
+    for p in sorted(out.glob(".*.tmp")):
+        stem = p.name[1:].rsplit(".", 2)[0]  # ".last.pt.ab12cd.tmp" -> "last.pt"
+        if p.is_file() and (stem in names or (stem.startswith("epoch") and stem.endswith(".safetensors"))):
+            p.unlink(missing_ok=True)
+            gone.append(p.name)
+    if gone:
+        print(f"removed {len(gone)} partial file(s) an interrupted run left: {', '.join(gone)}")
+    return gone
 
 
 def _changed(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
@@ -243,6 +261,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
         self.stopper = EarlyStopping(cfg.patience)
         self.start_epoch, self.step = 0, 0
+        self.last_row: dict[str, Any] = {}
         self.meta = make_meta(
             cfg.model.name,
             {"num_classes": cfg.model.num_classes, "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
@@ -272,8 +291,9 @@ class Trainer:
         )
 
     # ---- checkpoints ----------------------------------------------------------------------
-    def _save(self, name: str, epoch: int) -> None:
+    def _save(self, name: str, epoch: int, row: dict[str, Any] | None = None) -> None:
         extra = {
+            "row": row or {},  # this epoch's results.csv row: a resume rewrites it if the stop came first
             "optimizer": self.opt.state_dict(),
             "plateau": self.plateau.state_dict(),
             "epoch": epoch,
@@ -294,6 +314,7 @@ class Trainer:
         self.gen.set_state(extra["gen_state"])
         torch.set_rng_state(extra["torch_rng"])
         self.start_epoch, self.step = int(extra["epoch"]) + 1, int(extra["step"])
+        self.last_row = dict(extra.get("row") or {})
 
     # ---- loop -------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -307,6 +328,12 @@ class Trainer:
 
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         logger = CSVLogger(self.out / "results.csv") if self.main else None
+        if logger is not None and self.resume:
+            # results.csv and last.pt agree on where the run stands: rows past the checkpoint
+            # (a stop after the row, before the next save) go, and a row the stop cut off returns
+            logger.truncate(self.start_epoch)
+            if self.last_row:
+                logger.log(self.last_row)
         if self.main and cfg.amp == "auto":
             kind = "fp16" if self.device.type == "cuda" else "bf16"
             print(
@@ -342,14 +369,17 @@ class Trainer:
                 if cfg.scheduler == "plateau":
                     self.plateau.step(val["accuracy"])
                 row["best_val_acc"] = self.stopper.best
-                self._save("last.pt", epoch)
+                row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+                # best.pt before last.pt: a stop between the two repeats this epoch on resume (exactly)
+                # rather than leaving a best.pt older than the best the stopper remembers
+                if improved:
+                    self._save("best.pt", epoch, row)
                 if cfg.save_every_epoch:
                     save_model(
                         self.out / f"epoch{epoch + 1:03d}.safetensors", self.model, {**self.meta, "epoch": epoch}
                     )
-                if improved:
-                    self._save("best.pt", epoch)
-                logger.log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+                self._save("last.pt", epoch, row)
+                logger.log(row)
                 print(
                     f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
                     f"val_acc {val['accuracy']:.4f} val_loss {val['nll']:.4f} "

@@ -410,3 +410,11 @@ def test_fast_shipped_model_is_48x48_and_sees_the_smile_too():
     assert fast.pretrained_cfg["preprocess"]["size"] == 48 and default.pretrained_cfg["preprocess"]["size"] == 96
     assert fast.pretrained_cfg["labels"] == default.pretrained_cfg["labels"]
     assert [f.label for f in Predictor("fast").predict(demo_image())] == ["happy"]
+
+
+def test_a_json_results_name_is_refused_with_the_jsonl_name_to_use(tmp_path, capsys):
+    code = main(["predict", str(demo_image()), "-o", str(tmp_path / "faces.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "must end with one of .jsonl, .csv" in err[0] and str(tmp_path / "faces.jsonl") in err[0]
+    assert not (tmp_path / "faces.json").exists()

@@ -146,5 +146,10 @@ def open_writer(path: str | Path, labels: tuple[str, ...] | list[str]) -> Result
     """A streaming writer chosen by the file's extension (.jsonl or .csv)."""
     suffix = Path(path).suffix.lower()
     if suffix not in RESULT_FORMATS:
-        raise ConfigError(f"{path}: results file must end with one of {', '.join(RESULT_FORMATS)}")
+        hint = (
+            f" (JSON Lines, one object per face, streamed so a stopped run keeps its rows: {Path(path).with_suffix('.jsonl')})"
+            if suffix == ".json"
+            else ""
+        )
+        raise ConfigError(f"{path}: results file must end with one of {', '.join(RESULT_FORMATS)}{hint}")
     return (CsvWriter if suffix == ".csv" else JsonlWriter)(path, labels)

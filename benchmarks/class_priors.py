@@ -17,10 +17,10 @@ written; a shift that helps is shipped only through the model card, with its fig
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import numpy as np
+from _timing import cpu_name
 
 from resemotenet.card import ModelCard
 from resemotenet.data.dataset import materialize
@@ -80,7 +80,7 @@ def main() -> None:
     model = load_model(args.model)
     card = ModelCard.from_meta(model.pretrained_cfg)
     labels = tuple(card.labels)
-    print(f"model {args.model}; machine {platform.machine()}, {platform.processor() or 'cpu'}")
+    print(f"model {args.model}; {cpu_name()}")
 
     def logprobs(split) -> np.ndarray:
         p = predict_probs(model, materialize(split, card.preprocess.size), card.preprocess, card.temperature, 128)

@@ -151,6 +151,7 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
         if present and force and D.is_main():
             for n in present + [p.name for p in out.glob("epoch*.safetensors")]:
                 (out / n).unlink(missing_ok=True)
+            _remove_partial_files(out)
         return
     if D.is_main():
         _remove_partial_files(out)

@@ -138,7 +138,11 @@ def test_info_prints_the_card(capsys):
     out = capsys.readouterr().out
     assert "architecture   resemotenet_s" in out and "haar: 0.0" in out and "PrivateTest" in out
     assert main(["info", "fast", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["framing"]["detector_margins"] == {"haar": 0.0, "centerface": 0.0, "mediapipe": 0.0}
+    assert json.loads(capsys.readouterr().out)["framing"]["detector_margins"] == {
+        "haar": 0.0,
+        "centerface": 0.0,
+        "mediapipe": 0.0,
+    }
 
 
 def test_predictor_takes_its_framing_from_the_card(tmp_path):

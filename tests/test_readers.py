@@ -438,6 +438,31 @@ def test_folder_all_with_synonyms(tmp_path):
     assert {k: len(v) for k, v in carved.items()} == {"train": 21, "val": 7, "test": 7}
 
 
+def test_own_faces_are_never_copied_into_the_cache(tmp_path, monkeypatch):
+    """A team's folder of faces is decoded in memory only; a published dataset's decoded pixels
+    are cached, and an image replaced under the same name is decoded again, never served stale."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RESEMOTENET_CACHE", str(cache))
+    make_class_folders(tmp_path / "faces", per_class=2)
+    own = folder.read(tmp_path / "faces")["all"]
+    assert materialize(own, 16).shape == (14, 16, 16, 3)
+    assert not list(cache.rglob("*.npy"))
+
+    published = own.subset(np.arange(2))
+    published.cacheable = True
+    first = materialize(published, 16)
+    assert first.max() == 0 and len(list(cache.glob("images-*.npy"))) == 1
+    path = Path(published.paths[0])
+    imwrite(path, np.full((30, 30, 3), 255, np.uint8))
+    import os
+
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a clearly later modification time
+    again = materialize(published, 16)
+    assert again[0].min() == 255 and again[1].max() == 0
+    assert not list(cache.glob("*.tmp"))
+
+
 def test_folder_contempt_and_num_classes(tmp_path):
     make_class_folders(tmp_path, per_class=1)
     imwrite(tmp_path / "Contempt" / "x.png", photo(30, 30))

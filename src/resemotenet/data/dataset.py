@@ -18,7 +18,7 @@ import torch
 
 from ..config import DataConfig
 from ..utils.errors import DataError
-from ..utils.io import atomic_write_text, cache_dir
+from ..utils.io import atomic_write_text, cache_dir, save_array
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard for every image we decode
 
@@ -40,6 +40,9 @@ class Split:
     soft: np.ndarray | None = None
     ids: list[str] = field(default_factory=list)
     source: str = ""
+    # whether decoded pixels of ``paths`` may be kept in the cache folder: True for published
+    # datasets, False for a team's own faces (``folder:``), which are never copied anywhere
+    cacheable: bool = True
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -124,24 +127,36 @@ def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
         if imgs.shape[1] == size and imgs.shape[2] == size:
             return imgs
         return np.stack([resize_face(im, size) for im in imgs]) if len(imgs) else imgs
-    import hashlib
+    paths = split.paths or []
+    cached = None
+    if split.cacheable and paths:
+        import hashlib
 
-    key = hashlib.sha256(
-        json.dumps(
-            [split.source, split.paths, None if split.boxes is None else split.boxes.tolist(), size, gray]
-        ).encode()
-    ).hexdigest()[:20]
-    cached = cache_dir() / f"images-{key}.npy"
-    if cached.is_file():
-        return np.load(cached)
+        # keyed by each file's size and modification time too: an image replaced under the same
+        # name is decoded again, never served stale from the cache
+        stats = [_stat(p) for p in paths]
+        boxes = None if split.boxes is None else split.boxes.tolist()
+        key = hashlib.sha256(json.dumps([split.source, paths, stats, boxes, size, gray]).encode()).hexdigest()[:20]
+        cached = cache_dir() / f"images-{key}.npy"
+        if cached.is_file():
+            return np.load(cached)
     out = np.zeros((len(split), size, size) if gray else (len(split), size, size, 3), np.uint8)
-    for i, path in enumerate(split.paths or []):
+    for i, path in enumerate(paths):
         img = read_image(path, None if split.boxes is None else split.boxes[i])
         if gray:
             img = (img @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
         out[i] = resize_face(img, size)
-    np.save(cached, out)
+    if cached is not None:
+        save_array(cached, out)
     return out
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (-1, -1)  # read_image reports the missing file
+    return (st.st_size, st.st_mtime_ns)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

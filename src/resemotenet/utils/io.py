@@ -83,6 +83,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def save_array(path: str | os.PathLike, array) -> Path:
+    """``np.save`` through ``atomic_write``: a stopped process never leaves a truncated cache file."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a path
+            np.save(f, array)
+
+    return atomic_write(path, write)
+
+
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...labels import EMOTIONS7
 from ...utils.errors import DataError
-from ...utils.io import atomic_write, cache_dir
+from ...utils.io import cache_dir, save_array
 from ..dataset import Split
 from .folder import class_files
 
@@ -75,13 +75,8 @@ def _images(root: Path, files: list[Path]) -> np.ndarray:
     if cached.is_file():
         return np.load(cached)
     images = np.stack([_decode(f) for f in files]) if files else np.zeros((0, SIDE, SIDE), np.uint8)
-    atomic_write(cached, lambda p: _save(p, images))
+    save_array(cached, images)
     return images
-
-
-def _save(path: Path, images: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append .npy to a path
-        np.save(f, images)
 
 
 def read(root: str | Path) -> dict[str, Split]:

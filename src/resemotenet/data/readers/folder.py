@@ -78,5 +78,6 @@ def read(root: str | Path, num_classes: int | None = None) -> dict[str, Split]:
             paths=[str(f) for f, _ in files],
             ids=[f.relative_to(root).as_posix() for f, _ in files],
             source=str(root),
+            cacheable=False,  # a team's own faces: decoded in memory, never written to the cache
         )
     return out

@@ -1,0 +1,88 @@
+"""Would averaging two models (or their mirrored views) reconcile FER2013's labels with the FER+
+crowd's? Accuracy of weighted probability averages of two models on FER2013 PublicTest only,
+against FER2013's labels and against FER+ majority labels on the same faces, with the mean of
+the two (the rule that chose stage 4 of ``default``: RECIPES.md). An ensemble that does not beat
+its members by that rule is no teacher worth distilling a single model from.
+
+    git show eb79256:src/resemotenet/weights/default.safetensors > runs/teachers/stage3.safetensors
+    python benchmarks/ensemble.py runs/teachers/stage3.safetensors default --weights 0,0.3,0.5,0.7,1
+
+Both models must share their preprocessing (input size, channels, normalisation) and labels.
+Weight w gives ``w * p(first) + (1 - w) * p(second)``, each model at its own calibrated
+temperature; w = 1 and w = 0 are the members alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("first", help="shipped name or checkpoint")
+    p.add_argument("second", help="shipped name or checkpoint")
+    p.add_argument("--weights", default="0,0.3,0.5,0.7,1", help="weights of the first model, comma-separated")
+    p.add_argument("--tta", default="none,flip", help="test-time views to try: none, flip (comma-separated)")
+    p.add_argument("--fer2013", default=str(DATA / "fer2013"), help="FER2013 csv or its folder")
+    p.add_argument("--ferplus", default=str(DATA / "ferplus"), help="folder holding fer2013new.csv")
+    p.add_argument("--limit", type=int, help="first N PublicTest faces only (a quick look, not a figure)")
+    return p.parse_args(argv)
+
+
+def blend(first, t1: float, second, t2: float, w: float):
+    """A forward function returning the log of the weighted average of both models' probabilities."""
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        p = w * torch.softmax(first(x).float() / t1, 1) + (1 - w) * torch.softmax(second(x).float() / t2, 1)
+        return p.clamp_min(1e-12).log()
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from _timing import cpu_name
+
+    from resemotenet.cli.backend import open_model
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.data import load
+    from resemotenet.engine.evaluator import evaluate
+
+    (m1, meta1), (m2, meta2) = open_model(args.first), open_model(args.second)
+    if meta1["preprocess"] != meta2["preprocess"] or list(meta1["labels"]) != list(meta2["labels"]):
+        print("ensemble.py: the two models differ in preprocessing or labels", file=sys.stderr)
+        return 2
+    m1.eval(), m2.eval()
+    spec, labels = PreprocessSpec.from_dict(meta1["preprocess"]), meta1["labels"]
+    t1, t2 = float(meta1.get("temperature", 1.0)), float(meta2.get("temperature", 1.0))
+    fer_val = load(f"fer2013:{args.fer2013}", limit=args.limit)["val"]
+    ferplus_val = load(
+        f"ferplus:{args.ferplus}", options={"fer2013": args.fer2013, "mode": "majority"}, limit=args.limit
+    )["val"]
+    print(
+        f"# PublicTest (validation) only; {time.strftime('%Y-%m-%d')}; {cpu_name()}; python {platform.python_version()}"
+    )
+    print(f"# first = {args.first}, second = {args.second}; {len(fer_val)} FER2013 faces, {len(ferplus_val)} FER+")
+    print("| weight of first | views | FER2013 labels | FER+ majority | mean |")
+    print("|---|---|---|---|---|")
+    for tta in args.tta.split(","):
+        for w in (float(v) for v in args.weights.split(",")):
+            fwd = blend(m1, t1, m2, t2, w)
+            a = evaluate(fwd, fer_val, labels, spec, tta=tta)["accuracy"]
+            b = evaluate(fwd, ferplus_val, labels, spec, tta=tta)["accuracy"]
+            print(f"| {w:g} | {tta} | {100 * a:.2f} % | {100 * b:.2f} % | {50 * (a + b):.2f} % |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,9 +15,7 @@ temperature; w = 1 and w = 0 are the members alone.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -51,28 +49,22 @@ def blend(first, t1: float, second, t2: float, w: float):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from _timing import cpu_name
+    from generalization import publictest
 
     from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
-    from resemotenet.data import load
     from resemotenet.engine.evaluator import evaluate
 
     (m1, meta1), (m2, meta2) = open_model(args.first), open_model(args.second)
     if meta1["preprocess"] != meta2["preprocess"] or list(meta1["labels"]) != list(meta2["labels"]):
         print("ensemble.py: the two models differ in preprocessing or labels", file=sys.stderr)
         return 2
-    m1.eval(), m2.eval()
+    m1.eval()
+    m2.eval()
     spec, labels = PreprocessSpec.from_dict(meta1["preprocess"]), meta1["labels"]
     t1, t2 = float(meta1.get("temperature", 1.0)), float(meta2.get("temperature", 1.0))
-    fer_val = load(f"fer2013:{args.fer2013}", limit=args.limit)["val"]
-    ferplus_val = load(
-        f"ferplus:{args.ferplus}", options={"fer2013": args.fer2013, "mode": "majority"}, limit=args.limit
-    )["val"]
-    print(
-        f"# PublicTest (validation) only; {time.strftime('%Y-%m-%d')}; {cpu_name()}; python {platform.python_version()}"
-    )
-    print(f"# first = {args.first}, second = {args.second}; {len(fer_val)} FER2013 faces, {len(ferplus_val)} FER+")
+    fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
+    print(f"# first = {args.first}, second = {args.second}")
     print("| weight of first | views | FER2013 labels | FER+ majority | mean |")
     print("|---|---|---|---|---|")
     for tta in args.tta.split(","):

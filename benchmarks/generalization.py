@@ -66,20 +66,25 @@ def measure(model_name: str, fer_val, ferplus_val, severities: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def publictest(fer2013: str, ferplus: str, limit: int | None):
+    """FER2013 PublicTest with FER2013's labels and with FER+ majority labels, after a header line
+    naming the date, the CPU and the face counts."""
     from _timing import cpu_name
 
     from resemotenet.data import load
 
-    fer_val = load(f"fer2013:{args.fer2013}", limit=args.limit)["val"]
-    ferplus_val = load(
-        f"ferplus:{args.ferplus}", options={"fer2013": args.fer2013, "mode": "majority"}, limit=args.limit
-    )["val"]
+    fer_val = load(f"fer2013:{fer2013}", limit=limit)["val"]
+    ferplus_val = load(f"ferplus:{ferplus}", options={"fer2013": fer2013, "mode": "majority"}, limit=limit)["val"]
     print(
         f"# PublicTest (validation) only; {time.strftime('%Y-%m-%d')}; {cpu_name()}; python {platform.python_version()}"
     )
     print(f"# {len(fer_val)} faces with FER2013 labels, {len(ferplus_val)} with a FER+ majority label")
+    return fer_val, ferplus_val
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
     print("| model | FER2013 labels | FER+ majority | corrupted (mean) | corrupted / clean | disgust R | fear R |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:

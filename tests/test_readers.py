@@ -463,6 +463,21 @@ def test_own_faces_are_never_copied_into_the_cache(tmp_path, monkeypatch):
     assert not list(cache.glob("*.tmp"))
 
 
+def test_a_cache_that_cannot_be_written_costs_the_cache_not_the_run(tmp_path, monkeypatch):
+    from resemotenet.utils import io
+
+    def full_disk(path, write, force=True):
+        raise io.OutputError(f"{path}: could not write (no space left on device); nothing was changed")
+
+    monkeypatch.setenv("RESEMOTENET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(io, "atomic_write", full_disk)
+    make_class_folders(tmp_path / "faces", per_class=1)
+    published = folder.read(tmp_path / "faces")["all"]
+    published.cacheable = True
+    assert materialize(published, 16).shape == (7, 16, 16, 3)
+    assert not list((tmp_path / "cache").glob("images-*"))
+
+
 def test_folder_contempt_and_num_classes(tmp_path):
     make_class_folders(tmp_path, per_class=1)
     imwrite(tmp_path / "Contempt" / "x.png", photo(30, 30))

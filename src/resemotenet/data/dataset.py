@@ -18,7 +18,7 @@ import torch
 
 from ..config import DataConfig
 from ..utils.errors import DataError
-from ..utils.io import atomic_write_text, cache_dir, save_array
+from ..utils.io import atomic_write_text, cache_arrays, cache_dir
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard for every image we decode
 
@@ -147,7 +147,7 @@ def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
             img = (img @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
         out[i] = resize_face(img, size)
     if cached is not None:
-        save_array(cached, out)
+        cache_arrays(cached, array=out)
     return out
 
 

@@ -83,15 +83,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
-def save_array(path: str | os.PathLike, array) -> Path:
-    """``np.save`` through ``atomic_write``: a stopped process never leaves a truncated cache file."""
+def cache_arrays(path: str | os.PathLike, **arrays) -> bool:
+    """Keep ``arrays`` in a cache file (``.npy`` for one array named ``array``, else ``.npz``),
+    written atomically, so a stopped process never leaves a truncated cache file. Best effort:
+    a full disk or a read-only cache folder costs the cache, never the run (False is returned)."""
     import numpy as np
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a path
-            np.save(f, array)
+        with open(tmp, "wb") as f:  # a file object: np.save / np.savez would append a suffix to a path
+            if list(arrays) == ["array"]:
+                np.save(f, arrays["array"])
+            else:
+                np.savez(f, **arrays)
 
-    return atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except (OutputError, OSError):
+        return False
+    return True
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...labels import EMOTIONS7, FER2013_TO_CANON
 from ...utils.errors import DataError
-from ...utils.io import atomic_write, cache_dir, file_sha256
+from ...utils.io import cache_arrays, cache_dir, file_sha256
 from ..dataset import Split
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -126,13 +126,8 @@ def load_arrays(path: str | Path, use_cache: bool = True) -> dict[str, np.ndarra
         with np.load(cached) as z:
             return {k: z[k] for k in z.files}
     arrays = parse_csv(path)
-    atomic_write(cached, lambda p: _save_npz(p, arrays))
+    cache_arrays(cached, **arrays)
     return arrays
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a path
-        np.savez(f, **arrays)
 
 
 def read(

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...labels import EMOTIONS7
 from ...utils.errors import DataError
-from ...utils.io import cache_dir, save_array
+from ...utils.io import cache_arrays, cache_dir
 from ..dataset import Split
 from .folder import class_files
 
@@ -75,7 +75,7 @@ def _images(root: Path, files: list[Path]) -> np.ndarray:
     if cached.is_file():
         return np.load(cached)
     images = np.stack([_decode(f) for f in files]) if files else np.zeros((0, SIDE, SIDE), np.uint8)
-    save_array(cached, images)
+    cache_arrays(cached, array=images)
     return images
 
 

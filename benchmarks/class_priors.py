@@ -83,7 +83,8 @@ def main() -> None:
     print(f"model {args.model}; {cpu_name()}")
 
     def logprobs(split) -> np.ndarray:
-        p = predict_probs(model, materialize(split, card.preprocess.size), card.preprocess, card.temperature, 128)
+        spec = card.preprocess
+        p = predict_probs(model, materialize(split, spec.size, reduce_to=spec.reduce_to), spec, card.temperature, 128)
         return np.log(np.clip(p, 1e-12, None))
 
     fer = load_splits(f"fer2013:{args.fer2013}")

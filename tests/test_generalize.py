@@ -12,7 +12,7 @@ from test_readers import FERPLUS_ROWS, write_ferplus
 from resemotenet.config import AugmentConfig, PreprocessSpec, load_config
 from resemotenet.data.readers import fer2013
 from resemotenet.data.transforms import augment_batch, gaussian_blur
-from resemotenet.utils.errors import DataError
+from resemotenet.utils.errors import ConfigError, DataError
 
 
 @pytest.fixture
@@ -100,3 +100,60 @@ def test_degradations_hit_the_asked_share_of_the_batch():
     lit = _batch(AugmentConfig(hflip=0.0, gamma=0.6))
     means = lit.flatten(1).mean(1)
     assert means.std() > 0.02 and (lit >= 0).all() and (lit <= 1 + 1e-6).all()  # light varies, stays in range
+
+
+# ---- resolution matching: a sharp camera crop is reduced to the training faces' resolution --------
+def _checker(side: int) -> np.ndarray:
+    """A face-sized crop full of detail finer than 48 pixels can hold (a 2-pixel checkerboard)."""
+    yy, xx = np.mgrid[:side, :side]
+    return (((yy // 2 + xx // 2) % 2) * 200 + 20).astype(np.uint8)
+
+
+def test_source_size_is_validated_and_travels_only_when_set():
+    plain = PreprocessSpec(size=96, channels=1, mean=(0.5,), std=(0.25,))
+    assert plain.reduce_to is None and "source_size" not in plain.to_dict()
+    spec = PreprocessSpec(size=96, channels=1, mean=(0.5,), std=(0.25,), source_size=48)
+    assert spec.reduce_to == 48
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    assert PreprocessSpec(size=48, channels=1, mean=(0.5,), std=(0.25,), source_size=48).reduce_to is None
+    for bad in (8, 128):
+        with pytest.raises(ConfigError, match="source_size"):
+            PreprocessSpec(size=96, channels=1, mean=(0.5,), std=(0.25,), source_size=bad)
+
+
+def test_large_crops_are_reduced_to_the_source_size_before_enlarging():
+    import cv2
+
+    from resemotenet.preprocess import FaceTransform, resize_face
+
+    crop = _checker(200)
+    two_step = cv2.resize(cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA), (96, 96))
+    assert np.array_equal(resize_face(crop, 96, 48), two_step)
+    direct = resize_face(crop, 96)
+    assert np.abs(direct.astype(int) - two_step.astype(int)).mean() > 5  # the reduction removes detail
+    small = _checker(40)  # no larger than the source size: enlarged directly, as before
+    assert np.array_equal(resize_face(small, 96, 48), resize_face(small, 96))
+    spec = PreprocessSpec(size=96, channels=1, mean=(0.5,), std=(0.25,), source_size=48)
+    x = FaceTransform(spec)([crop])
+    ref = (torch.from_numpy(two_step).float() / 255 - 0.5) / 0.25
+    assert torch.allclose(x[0, 0], ref, atol=1e-5)
+    # an array already at the input size is taken as it is (datasets are prepared by materialize)
+    ready = np.stack([direct])
+    assert torch.allclose(FaceTransform(spec)(ready)[0, 0], (torch.from_numpy(direct).float() / 255 - 0.5) / 0.25)
+
+
+def test_materialize_reduces_large_images_and_leaves_small_ones(tmp_path):
+    import cv2
+
+    from resemotenet.data.dataset import Split, materialize
+
+    big, small = _checker(200), _checker(48)
+    paths = []
+    for i, img in enumerate((big, small)):
+        paths.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(paths[-1], img)
+    split = Split("test", np.array([0, 1]), ("a", "b"), paths=paths, source="folder:x", cacheable=False)
+    out = materialize(split, 96, gray=True, reduce_to=48)
+    assert np.array_equal(out[0], cv2.resize(cv2.resize(big, (48, 48), interpolation=cv2.INTER_AREA), (96, 96)))
+    assert np.array_equal(out[1], cv2.resize(small, (96, 96)))
+    assert not np.array_equal(materialize(split, 96, gray=True)[0], out[0])

@@ -178,7 +178,8 @@ class ModelCard:
             f"architecture   {self.arch} {dict(self.arch_kwargs) or ''}".rstrip(),
             f"parameters     {self.parameters:,}" if self.parameters else "parameters     (not recorded)",
             f"labels         {', '.join(self.labels)}",
-            f"input          {p.size}x{p.size}, {p.channels} channel(s), mean {list(p.mean)}, std {list(p.std)}",
+            f"input          {p.size}x{p.size}, {p.channels} channel(s), mean {list(p.mean)}, std {list(p.std)}"
+            + (f"; larger crops reduced to {p.reduce_to}x{p.reduce_to} first" if p.reduce_to else ""),
             f"framing        margin {f.margin}"
             + "".join(f" ({k}: {v})" for k, v in dict(f.detector_margins).items())
             + f", {'square' if f.square else 'box-shaped'}, shift_y {f.shift_y}, "

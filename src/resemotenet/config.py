@@ -24,6 +24,10 @@ class PreprocessSpec:
     channels: int = 3
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    # the resolution of the training faces when they were enlarged to ``size`` (FER2013: 48): a
+    # larger crop is first reduced to it, so a sharp camera face carries no more detail than the
+    # training faces did. None: crops go straight to ``size``.
+    source_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -32,11 +36,23 @@ class PreprocessSpec:
             raise ConfigError("preprocess.mean and std need one value per channel")
         if self.size < 16:
             raise ConfigError(f"preprocess.size must be >= 16, got {self.size}")
+        if self.source_size is not None and not 16 <= self.source_size <= self.size:
+            raise ConfigError(
+                f"preprocess.source_size must be between 16 and size ({self.size}), got {self.source_size}"
+            )
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
+    @property
+    def reduce_to(self) -> int | None:
+        """The side a larger crop is reduced to before it is enlarged to ``size`` (None: no reduction)."""
+        return self.source_size if self.source_size is not None and self.source_size < self.size else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+        d = {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+        if self.source_size is not None:  # absent from older cards, which load unchanged
+            d["source_size"] = self.source_size
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:

@@ -20,10 +20,15 @@ from .config import PreprocessSpec
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
-def resize_face(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize one uint8 face crop (H, W) or (H, W, 3) to ``size`` x ``size`` (area when shrinking)."""
+def resize_face(img: np.ndarray, size: int, reduce_to: int | None = None) -> np.ndarray:
+    """Resize one uint8 face crop (H, W) or (H, W, 3) to ``size`` x ``size`` (area when shrinking).
+
+    ``reduce_to`` (``PreprocessSpec.reduce_to``): a crop larger than this is first shrunk to it, so
+    a model trained on small faces enlarged to ``size`` sees the detail it was trained on."""
     import cv2
 
+    if reduce_to is not None and min(img.shape[:2]) > reduce_to:
+        img = cv2.resize(img, (reduce_to, reduce_to), interpolation=cv2.INTER_AREA)
     if img.shape[0] == size and img.shape[1] == size:
         return img
     interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
@@ -86,7 +91,9 @@ def as_rgb_crop(img: np.ndarray) -> np.ndarray:
 class FaceTransform:
     """uint8 face crops of any size -> the normalised float batch (N, C, size, size) a model takes.
 
-    Accepts a sequence of crops, or an (N, H, W) / (N, H, W, 3) uint8 array of same-size crops."""
+    Accepts a sequence of crops, or an (N, H, W) / (N, H, W, 3) uint8 array of same-size crops.
+    Crops go through ``resize_face`` (with ``spec.reduce_to``); an array already at the input size
+    is taken as it is (``data.materialize`` prepares datasets that way)."""
 
     def __init__(self, spec: PreprocessSpec):
         self.spec = spec
@@ -99,7 +106,7 @@ class FaceTransform:
             return preprocess_batch(crops, self.spec)
         if len(crops) == 0:
             return torch.zeros((0, self.spec.channels, size, size))
-        resized = [resize_face(as_rgb_crop(np.asarray(c)), size) for c in crops]
+        resized = [resize_face(as_rgb_crop(np.asarray(c)), size, self.spec.reduce_to) for c in crops]
         if any(r.ndim == 3 for r in resized):  # one batch may mix grayscale and colour crops
             resized = [np.repeat(r[..., None], 3, axis=-1) if r.ndim == 2 else r for r in resized]
         return preprocess_batch(np.stack(resized), self.spec)

@@ -109,7 +109,7 @@ def _logits(model: Any, split: Split, meta: dict[str, Any], batch_size: int) -> 
     """Log-probabilities at T=1 (equal to the logits up to a per-row constant, which softmax
     ignores) restricted to the labels the model and the data share."""
     spec = PreprocessSpec.from_dict(meta["preprocess"])
-    probs = predict_probs(model, materialize(split, spec.size), spec, 1.0, batch_size)
+    probs = predict_probs(model, materialize(split, spec.size, reduce_to=spec.reduce_to), spec, 1.0, batch_size)
     y = split.labels
     if tuple(meta["labels"]) != tuple(split.label_names):
         probs, y, _ = restrict(probs, y, tuple(meta["labels"]), tuple(split.label_names))

@@ -134,7 +134,7 @@ def evaluate_corruptions(
 ) -> dict[str, Any]:
     """Accuracy and macro-F1 on the clean split and under every corruption x severity."""
     names, levels = parse_corruptions(corruptions), parse_severities(severities)
-    images = materialize(split, spec.size)
+    images = materialize(split, spec.size, reduce_to=spec.reduce_to)
 
     def score(imgs: np.ndarray) -> dict[str, float]:
         m = evaluate(

@@ -118,15 +118,17 @@ def _check_pixels(p: Path, data: np.ndarray) -> None:
         raise DataError(f"{p}: {w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel limit")
 
 
-def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
-    """uint8 images of ``split`` at ``size`` x ``size`` (decoding ``paths`` once, with a cache)."""
+def materialize(split: Split, size: int, gray: bool = False, reduce_to: int | None = None) -> np.ndarray:
+    """uint8 images of ``split`` at ``size`` x ``size`` (decoding ``paths`` once, with a cache).
+
+    ``reduce_to`` (``PreprocessSpec.reduce_to``): images larger than this are shrunk to it first."""
     from .transforms import resize_face
 
     if split.images is not None:
         imgs = split.images
         if imgs.shape[1] == size and imgs.shape[2] == size:
             return imgs
-        return np.stack([resize_face(im, size) for im in imgs]) if len(imgs) else imgs
+        return np.stack([resize_face(im, size, reduce_to) for im in imgs]) if len(imgs) else imgs
     paths = split.paths or []
     cached = None
     if split.cacheable and paths:
@@ -136,7 +138,8 @@ def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
         # name is decoded again, never served stale from the cache
         stats = [_stat(p) for p in paths]
         boxes = None if split.boxes is None else split.boxes.tolist()
-        key = hashlib.sha256(json.dumps([split.source, paths, stats, boxes, size, gray]).encode()).hexdigest()[:20]
+        parts = [split.source, paths, stats, boxes, size, gray] + ([reduce_to] if reduce_to else [])
+        key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
         cached = cache_dir() / f"images-{key}.npy"
         if cached.is_file():
             return np.load(cached)
@@ -145,7 +148,7 @@ def materialize(split: Split, size: int, gray: bool = False) -> np.ndarray:
         img = read_image(path, None if split.boxes is None else split.boxes[i])
         if gray:
             img = (img @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
-        out[i] = resize_face(img, size)
+        out[i] = resize_face(img, size, reduce_to)
     if cached is not None:
         cache_arrays(cached, array=out)
     return out

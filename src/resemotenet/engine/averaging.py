@@ -49,7 +49,7 @@ def average_checkpoints(
     n_bn = 0
     if bn_split is not None:
         spec = PreprocessSpec.from_dict(meta["preprocess"])
-        images = materialize(bn_split, spec.size, gray=spec.channels == 1)
+        images = materialize(bn_split, spec.size, gray=spec.channels == 1, reduce_to=spec.reduce_to)
         with torch.no_grad():
             n_bn = recompute_bn(model, images, spec, batch_size)
         meta["bn_recomputed_on"] = n_bn

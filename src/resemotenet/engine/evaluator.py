@@ -130,7 +130,7 @@ def evaluate(
 
     ``only_present`` restricts the model's choice to the classes that occur in ``split`` (a team's
     folder of test faces with four of the seven emotions is scored as a four-way problem)."""
-    images = materialize(split, spec.size)
+    images = materialize(split, spec.size, reduce_to=spec.reduce_to)
     probs = predict_probs(model, images, spec, temperature, batch_size, tta, device, amp)
     model_labels, data_labels = tuple(model_labels), tuple(split.label_names)
     y = split.labels

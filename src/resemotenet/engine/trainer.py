@@ -226,7 +226,9 @@ class Trainer:
         D.seed_everything(cfg.seed)
         self.splits = load_data(cfg)
         train = self.splits["train"]
-        imgs = materialize(train, cfg.preprocess.size, gray=cfg.preprocess.channels == 1)
+        imgs = materialize(
+            train, cfg.preprocess.size, gray=cfg.preprocess.channels == 1, reduce_to=cfg.preprocess.reduce_to
+        )
         self.train_images = to_nchw(imgs).contiguous()
         targets = torch.as_tensor(train.soft if train.soft is not None else train.labels)
         counts = torch.as_tensor(train.counts(), dtype=torch.float).clamp_min(1)

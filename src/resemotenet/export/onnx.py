@@ -264,7 +264,7 @@ def export_onnx(
     elif isinstance(check_images, Split):
         part = check_images.subset(np.arange(min(check_size, len(check_images))))
         source = f"{len(part)} faces of the {part.name} split of {part.source or 'the given data'}"
-        check_images = materialize(part, spec.size)
+        check_images = materialize(part, spec.size, reduce_to=spec.reduce_to)
     else:
         source = f"{len(check_images)} given faces"
     x = check_inputs(check_images, spec)

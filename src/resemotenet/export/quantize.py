@@ -74,7 +74,7 @@ def calibration_inputs(
     if isinstance(images, Split):
         if len(images) == 0:
             raise DataError(f"calibration split {images.name!r} is empty")
-        images = materialize(images, spec.size, gray=spec.channels == 1)
+        images = materialize(images, spec.size, gray=spec.channels == 1, reduce_to=spec.reduce_to)
     arr = np.asarray(images)
     if len(arr) == 0:
         raise DataError("calibration data holds no images")

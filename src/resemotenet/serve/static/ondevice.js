@@ -99,33 +99,46 @@ const OnDevice = (() => {
     return clip(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, w, h);
   }
 
-  // draws the model's view of one face (size x size) into the "input" canvas
+  // draws the model's view of one face (size x size) into the "input" canvas; a crop larger than
+  // preprocess.source_size is first drawn at that side (preprocess.resize_face's reduce_to)
   function frameFace(frame, w, h, face) {
-    const f = cfg.framing, size = cfg.preprocess.size;
+    const f = cfg.framing, size = cfg.preprocess.size, src = cfg.preprocess.source_size;
+    const reduce = src && src < size ? src : 0;
     let box = face.box;
     if (f.shift_y) {
       const dy = Math.round(f.shift_y * (box[3] - box[1]));
       box = [box[0], box[1] + dy, box[2], box[3] + dy];
     }
-    const input = canvas("input", size, size), gi = ctx(input);
-    gi.clearRect(0, 0, size, size);
+    const input = canvas("input", size, size);
+    ctx(input).clearRect(0, 0, size, size);
+    let side = size, gi = ctx(input);
+    const reduceFrom = (cropSide) => {  // crops larger than source_size are drawn at that side first
+      if (!reduce || cropSide <= reduce) return;
+      side = reduce;
+      gi = ctx(canvas("reduced", side, side));
+      gi.imageSmoothingQuality = "high";
+      gi.clearRect(0, 0, side, side);
+    };
     const [[lx, ly], [rx, ry]] = face.landmarks;
     const angle = Math.atan2(ry - ly, rx - lx) * 180 / Math.PI;
     if (f.align && Math.abs(angle) >= f.min_angle) {
-      const side = Math.max(1, Math.round(Math.max(box[2] - box[0], box[3] - box[1]) * (1 + f.margin)));
+      const rs = Math.max(1, Math.round(Math.max(box[2] - box[0], box[3] - box[1]) * (1 + f.margin)));
       const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2, r = angle * Math.PI / 180;
       const a = Math.cos(r), b = Math.sin(r);  // cv2.getRotationMatrix2D((cx, cy), angle, 1)
-      const c = canvas("rotated", side, side), g = ctx(c);
-      g.setTransform(1, 0, 0, 1, 0, 0); g.clearRect(0, 0, side, side);
-      g.setTransform(a, -b, b, a, (1 - a) * cx - b * cy + side / 2 - cx, b * cx + (1 - a) * cy + side / 2 - cy);
+      const c = canvas("rotated", rs, rs), g = ctx(c);
+      g.setTransform(1, 0, 0, 1, 0, 0); g.clearRect(0, 0, rs, rs);
+      g.setTransform(a, -b, b, a, (1 - a) * cx - b * cy + rs / 2 - cx, b * cx + (1 - a) * cy + rs / 2 - cy);
       g.drawImage(frame, 0, 0, w, h);
       g.setTransform(1, 0, 0, 1, 0, 0);
-      gi.drawImage(c, 0, 0, size, size);
+      reduceFrom(rs);
+      gi.drawImage(c, 0, 0, side, side);
     } else {
       const e = expandBox(box, f.margin, w, h, f.align || f.square);  // align_face's plain crop is square
       if (!e) return false;
-      gi.drawImage(frame, e[0], e[1], e[2] - e[0], e[3] - e[1], 0, 0, size, size);
+      reduceFrom(Math.min(e[2] - e[0], e[3] - e[1]));
+      gi.drawImage(frame, e[0], e[1], e[2] - e[0], e[3] - e[1], 0, 0, side, side);
     }
+    if (side !== size) ctx(input).drawImage(gi.canvas, 0, 0, side, side, 0, 0, size, size);
     return true;
   }
 

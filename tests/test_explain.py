@@ -93,7 +93,8 @@ def test_shipped_model_map_changes_most_when_the_mouth_is_covered():
 
     p_mouth, corr_mouth = covered(0.6, 0.85)
     p_hair, corr_hair = covered(0.0, 0.3)
-    assert predictor.classify([crop])[0, happy] > 0.8 and p_mouth < 0.2 and p_hair > 0.8  # the mouth drives 'happy'
+    # the mouth drives 'happy' (0.89 -> 0.37 covered; 0.2 before the card reduced crops to 48 pixels)
+    assert predictor.classify([crop])[0, happy] > 0.8 and p_mouth < 0.5 and p_hair > 0.8
     assert corr_mouth < corr_hair
     hot, cold = heat >= np.quantile(heat, 0.75), heat <= np.quantile(heat, 0.25)
     p_hot, p_cold = (

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -47,13 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # the `fer` package's order
-
-
 def tflite_peer(path: str, threads: int = 2):
     """The `fer` package's TFLite model as a forward function on preprocessed batches, with the
     metadata ``open_model`` gives: 64x64 grayscale, (x / 255 - 0.5) / 0.5, its 7 labels."""
-    import numpy as np
     import torch
     from ai_edge_litert.interpreter import Interpreter
 
@@ -75,13 +73,13 @@ def tflite_peer(path: str, threads: int = 2):
             probs.append(it.get_tensor(out)[: len(chunk)].astype(np.float32))
         return torch.from_numpy(np.log(np.clip(np.concatenate(probs), 1e-12, None)))  # softmax -> logits
 
-    meta = {"preprocess": {"size": 64, "channels": 1, "mean": [0.5], "std": [0.5]}, "labels": FER_LABELS}
+    from resemotenet.labels import EMOTIONS7  # the `fer` package uses FER2013's order too
+
+    meta = {"preprocess": {"size": 64, "channels": 1, "mean": [0.5], "std": [0.5]}, "labels": list(EMOTIONS7)}
     return forward, meta
 
 
 def measure(model_name: str, fer_val, ferplus_val, severities: str, peer: str | None = None) -> dict:
-    import numpy as np
-
     from resemotenet.analysis.robustness import evaluate_corruptions
     from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec

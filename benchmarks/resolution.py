@@ -48,17 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-size", type=int, default=48, help="the reduction to compare (default 48)")
     args = p.parse_args(argv)
 
-    import torch
     from _timing import cpu_name
 
     from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
     from resemotenet.data import load
     from resemotenet.data.dataset import materialize
-    from resemotenet.preprocess import FaceTransform
+    from resemotenet.engine.evaluator import predict_probs
 
     model, meta = open_model(args.model)
-    model.eval()
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     with_reduction = dataclasses.replace(spec, source_size=args.source_size)
     without = dataclasses.replace(spec, source_size=None)
@@ -76,11 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         crops = stand_ins(faces, side, sharpen)
         row = []
-        for s in (without, with_reduction):
-            transform = FaceTransform(s)
-            with torch.inference_mode():
-                logits = torch.cat([model(transform(crops[i : i + 256])) for i in range(0, len(crops), 256)])
-            row.append(100 * float((logits.argmax(1).numpy() == val.labels).mean()))
+        for s in (without, with_reduction):  # a list of crops: each goes through resize_face, as in predict
+            row.append(100 * float((predict_probs(model, crops, s).argmax(1) == val.labels).mean()))
         print(f"| {label} | {row[0]:.2f} % | {row[1]:.2f} % |", flush=True)
     return 0
 

@@ -45,6 +45,23 @@ class FaceResult:
         }
 
 
+def no_face_dict(source: str, frame: int = 0, timestamp: float | None = None) -> dict[str, Any]:
+    """The row written for an image (or frame) in which no face was found: the same keys as
+    ``FaceResult.to_dict``, all empty, with ``status`` 'no_face'."""
+    return {
+        "source": source,
+        "frame": frame,
+        "timestamp": None if timestamp is None else round(timestamp, 4),
+        "box": None,
+        "label": None,
+        "score": None,
+        "probabilities": None,
+        "track": None,
+        "top2": None,
+        "status": "no_face",
+    }
+
+
 @dataclass
 class FrameResult:
     """The faces of one frame, or the reason the frame (an image of a folder) failed."""

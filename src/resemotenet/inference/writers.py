@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..utils.errors import ConfigError, DataError, OutputError
-from .results import FaceResult
+from .results import FaceResult, no_face_dict
 
 RESULT_FORMATS = (".jsonl", ".csv")
 
@@ -74,23 +74,7 @@ class JsonlWriter(ResultWriter):
         self._f.write(jsonl_row(face.to_dict()))
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
-        self._f.write(
-            json.dumps(
-                {
-                    "source": source,
-                    "frame": frame,
-                    "timestamp": timestamp,
-                    "box": None,
-                    "label": None,
-                    "score": None,
-                    "probabilities": None,
-                    "track": None,
-                    "top2": None,
-                    "status": "no_face",
-                }
-            )
-            + "\n"
-        )
+        self._f.write(json.dumps(no_face_dict(source, frame, timestamp)) + "\n")
 
 
 def csv_header(labels: tuple[str, ...] | list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..inference.results import no_face_dict
 from ..inference.sources import IMAGE_EXTS, VIDEO_EXTS
 from ..utils.errors import ConfigError, OutputError
 from ..utils.io import atomic_write, atomic_write_text
@@ -153,19 +154,8 @@ def face_row(face: Any, uncertain_label: str) -> dict[str, Any]:
 
 
 def no_face_row(source: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "frame": 0,
-        "timestamp": None,
-        "box": None,
-        "label": None,
-        "score": None,
-        "probabilities": None,
-        "track": None,
-        "top2": None,
-        "uncertain": False,
-        "status": "no_face",
-    }
+    """A result row for an image without a face (``uncertain`` added, as in ``face_row``)."""
+    return {**no_face_dict(source), "uncertain": False}
 
 
 def flatten(row: dict[str, Any], labels: list[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from ..config import DataConfig
 from ..utils.errors import DataError
 from ..utils.io import atomic_write_text, cache_arrays, cache_dir
+from .splits import group_split, shared_groups
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard for every image we decode
 
@@ -28,7 +29,9 @@ class Split:
     """One split of one dataset. Exactly one of ``images`` / ``paths`` is set.
 
     ``labels`` are canonical indices into ``label_names``; ``soft`` (optional) are per-class
-    vote distributions; ``ids`` are stable names for split files, audits and attribute CSVs.
+    vote distributions; ``ids`` are stable names for split files, audits and attribute CSVs;
+    ``groups`` (optional, one string per face) name faces that belong together (a person, a clip):
+    carved splits never put one group in two parts, and intervals resample whole groups.
     """
 
     name: str
@@ -43,9 +46,14 @@ class Split:
     # whether decoded pixels of ``paths`` may be kept in the cache folder: True for published
     # datasets, False for a team's own faces (``folder:``), which are never copied anywhere
     cacheable: bool = True
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=str)
+            if len(self.groups) != len(self.labels):
+                raise DataError(f"{len(self.groups)} groups for {len(self.labels)} faces")
         if not self.ids:
             self.ids = [str(i) for i in range(len(self.labels))]
 
@@ -63,6 +71,7 @@ class Split:
             boxes=None if self.boxes is None else self.boxes[idx],
             soft=None if self.soft is None else self.soft[idx],
             ids=[self.ids[i] for i in idx],
+            groups=None if self.groups is None else self.groups[idx],
         )
 
     def counts(self) -> np.ndarray:
@@ -195,7 +204,8 @@ def build_splits(official: dict[str, Split], cfg: DataConfig) -> dict[str, Split
 
 
 def _carved(split: Split, cfg: DataConfig, part: str) -> tuple[Split, Split]:
-    """Hold out a stratified part of ``split``; the choice is saved and reused by later runs."""
+    """Hold out a stratified part of ``split``, whole groups at a time when its faces carry
+    groups (``splits.group_split``); the choice is saved and reused by later runs."""
     path = (
         Path(cfg.split_file)
         if cfg.split_file
@@ -208,17 +218,31 @@ def _carved(split: Split, cfg: DataConfig, part: str) -> tuple[Split, Split]:
         held_ids = set(saved[part])
         mask = np.array([i in held_ids for i in split.ids])
         held, keep = np.flatnonzero(mask), np.flatnonzero(~mask)
+    elif split.groups is not None:
+        fractions = (1.0 - cfg.val_fraction, cfg.val_fraction)
+        keep, held = group_split(split.labels, split.groups, fractions, cfg.split_seed)
     else:
         keep, held = stratified_split(split.labels, cfg.val_fraction, cfg.split_seed)
+    if part not in saved:
         saved[part] = [split.ids[i] for i in held]
         atomic_write_text(path, json.dumps(saved))
+    if split.groups is not None and (both := shared_groups(split.groups, keep, held)):
+        raise DataError(
+            f"{path}: puts {len(both)} group(s) in both train and {part} (first: {', '.join(both[:3])}); "
+            f"delete it to carve the split again by group"
+        )
     return split.subset(keep, "train"), split.subset(held, part)
 
 
 def _digest(split: Split) -> str:
+    """Names the faces (and their groups, where faces share one), so a saved carve is reused only
+    for the same data grouped the same way."""
     import hashlib
 
-    return hashlib.sha256("\n".join(split.ids).encode()).hexdigest()[:12]
+    text = "\n".join(split.ids)
+    if split.groups is not None and len(np.unique(split.groups)) < len(split.groups):
+        text += "\n# groups\n" + "\n".join(split.groups)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _exclude(split: Split, exclude_file: str) -> Split:

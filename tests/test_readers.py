@@ -521,3 +521,92 @@ def test_folder_empty_split_after_dropping_contempt(tmp_path):
     make_class_folders(tmp_path / "test", names=("contempt",), per_class=1)
     with pytest.raises(DataError, match="the test split holds no images of classes angry"):
         folder.read(tmp_path, num_classes=7)
+
+
+# --- groups of a folder (groups.csv, or the group column of labels.csv) ------------------------
+
+XDOMAIN = SHARED / "xdomain"
+
+
+def write_groups(root: Path, rows: list[str], name: str = "groups.csv", header: str = "file,group") -> None:
+    (root / name).write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_folder_without_a_groups_file_makes_each_image_its_own_group(tmp_path):
+    make_class_folders(tmp_path, names=("happy", "sad"), per_class=2)
+    data = folder.read(tmp_path)["all"]
+    assert data.groups.tolist() == data.ids == ["happy/0.png", "happy/1.png", "sad/0.png", "sad/1.png"]
+
+
+def test_folder_groups_csv_and_a_grouped_carve(tmp_path):
+    make_class_folders(tmp_path, names=("happy", "sad", "angry"), per_class=6)
+    rows = [f"{c}/{i}.png,person{i}" for c in ("happy", "sad", "angry") for i in range(6)]
+    write_groups(tmp_path, rows)
+    data = folder.read(tmp_path)["all"]
+    assert data.groups[data.ids.index("sad/4.png")] == "person4"
+    carved = build_splits({"all": data}, DataConfig(name="folder", root=str(tmp_path), val_fraction=0.2))
+    people = {k: set(v.groups) for k, v in carved.items()}
+    assert people["train"].isdisjoint(people["val"] | people["test"]) and people["val"].isdisjoint(people["test"])
+    assert sum(len(v) for v in carved.values()) == 18
+
+
+def test_folder_groups_csv_with_split_folders(tmp_path):
+    make_class_folders(tmp_path / "train", names=("happy",), per_class=2)
+    make_class_folders(tmp_path / "test", names=("happy",), per_class=1)
+    write_groups(tmp_path, ["train/happy/0.png,ann", "train/happy/1.png,bo", "test/happy/0.png,cy"])
+    splits = folder.read(tmp_path)
+    assert splits["train"].groups.tolist() == ["ann", "bo"] and splits["test"].groups.tolist() == ["cy"]
+
+
+def test_folder_labels_csv_group_column(tmp_path):
+    make_class_folders(tmp_path, names=("happy", "sad"), per_class=2)
+    rows = ["happy/0.png,happy,s1,x", "happy/1.png,happy,s2,x", "sad/0.png,sad,s1,y", "sad/1.png,unhappy,s2,y"]
+    write_groups(tmp_path, rows, "labels.csv", "file,label,subject,session")
+    assert folder.read(tmp_path)["all"].groups.tolist() == ["s1", "s2", "s1", "s2"]
+    assert folder.read(tmp_path, group_column="session")["all"].groups.tolist() == ["x", "x", "y", "y"]
+    with pytest.raises(DataError, match=r"labels\.csv: no 'camera' column \(header: file, label, subject, session\)"):
+        folder.read(tmp_path, group_column="camera")
+    write_groups(tmp_path, [*rows[:3], "sad/1.png,happy,s2,y"], "labels.csv", "file,label,subject,session")
+    with pytest.raises(DataError, match=r"labels\.csv: 1 labels disagree with their class folder: sad/1\.png"):
+        folder.read(tmp_path)
+    write_groups(tmp_path, ["happy/0.png,happy", "sad/0.png,sad"], "labels.csv", "file,label")
+    assert folder.read(tmp_path)["all"].groups.tolist() == ["happy/0.png", "happy/1.png", "sad/0.png", "sad/1.png"]
+
+
+def test_folder_groups_csv_bad_cases(tmp_path):
+    make_class_folders(tmp_path, names=("happy", "sad"), per_class=3)
+    every = [f"{c}/{i}.png,p{i}" for c in ("happy", "sad") for i in range(3)]
+    write_groups(tmp_path, [*every, "happy/7.png,p7", "sad/9.png,p9", "sad/notes.txt,p0"])
+    with pytest.raises(
+        DataError, match=r"groups\.csv: 3 of 9 listed files are not images of this folder .*: happy/7\.png"
+    ):
+        folder.read(tmp_path)
+    write_groups(tmp_path, every[:2])
+    with pytest.raises(
+        DataError, match=r"groups\.csv: 4 of 6 images have no group: happy/2\.png, sad/0\.png, sad/1\.png, \.\.\."
+    ):
+        folder.read(tmp_path)
+    write_groups(tmp_path, [*every, "happy/0.png,p5"])
+    with pytest.raises(DataError, match=r"groups\.csv: line 8: happy/0\.png is listed twice with different groups"):
+        folder.read(tmp_path)
+    write_groups(tmp_path, [*every[:5], "sad/2.png,"])
+    with pytest.raises(DataError, match=r"groups\.csv: line 7: empty file or group"):
+        folder.read(tmp_path)
+    write_groups(tmp_path, every, header="image,person")
+    with pytest.raises(DataError, match=r"groups\.csv: no 'file' column \(header: image, person\)"):
+        folder.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "n_groups", "column"),
+    [("sfew-train", 859, 577, "clip"), ("jaffe-partial", 68, 10, "subject"), ("yale", 59, 15, "subject")],
+)
+def test_real_xdomain_groups(name, n, n_groups, column):
+    root = XDOMAIN / name
+    if not (root / "labels.csv").is_file():
+        pytest.skip(f"xdomain set not available at {root}")
+    data = folder.read(root)["all"]
+    assert len(data) == n and len(set(data.groups)) == n_groups
+    first = (root / "labels.csv").read_text().splitlines()[1].split(",")
+    assert data.groups[data.ids.index(first[0])] == first[2]
+    assert (root / "labels.csv").read_text().splitlines()[0].split(",")[2] == column

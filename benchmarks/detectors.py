@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resemotenet.data.dataset import read_image
 from resemotenet.data.readers.fer2013 import load_arrays
+from resemotenet.imaging import read_image
 from resemotenet.inference.faces import create_detector
 from resemotenet.inference.sources import demo_image
 from resemotenet.utils.errors import ResEmoteNetError

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detectors import FER, box_iou, paste  # noqa: E402
 
-from resemotenet.data.dataset import read_image  # noqa: E402
 from resemotenet.data.readers.fer2013 import load_arrays  # noqa: E402
+from resemotenet.imaging import read_image  # noqa: E402
 from resemotenet.inference.faces import create_detector, crop, expand_box  # noqa: E402
 from resemotenet.inference.predictor import Predictor  # noqa: E402
 from resemotenet.inference.sources import demo_image  # noqa: E402

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from _timing import cpu_name, median_seconds
 
-from resemotenet.data.dataset import read_image
+from resemotenet.imaging import read_image
 from resemotenet.inference.backends import TorchBackend, open_backend
 from resemotenet.inference.faces import FaceFollower
 from resemotenet.inference.predictor import Predictor

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from resemotenet.cli import main
-from resemotenet.data.dataset import read_image
-from resemotenet.inference.centerface import CenterFaceDetector, decode
-from resemotenet.inference.faces import Detection, FaceFollower, align_face, create_detector, crop, expand_box
+from resemotenet.imaging import read_image
+from resemotenet.inference.faces import Detection, align_face, create_detector, crop, expand_box
+from resemotenet.inference.faces.centerface import CenterFaceDetector, decode
 from resemotenet.inference.sources import demo_image
+from resemotenet.inference.tracking import FaceFollower
 from resemotenet.utils.errors import ConfigError, DataError, MissingExtraError
 
 PHOTO_FACE = (178, 55, 271, 179)  # CenterFace's box on the shipped photo (checked against Haar's below)

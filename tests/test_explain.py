@@ -9,7 +9,7 @@ import torch
 
 from resemotenet.cli import main
 from resemotenet.config import PreprocessSpec
-from resemotenet.data.dataset import read_image
+from resemotenet.imaging import read_image
 from resemotenet.inference.explain import explain, explain_faces, overlay
 from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.sources import demo_image

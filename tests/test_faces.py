@@ -8,17 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from resemotenet.data.dataset import read_image
-from resemotenet.inference.faces import (
-    Detection,
-    FaceFollower,
-    HaarDetector,
-    _blazeface_points,
-    create_detector,
-    expand_box,
-    list_detectors,
-)
+from resemotenet.imaging import read_image
+from resemotenet.inference.faces import Detection, HaarDetector, create_detector, expand_box, list_detectors
+from resemotenet.inference.faces.mediapipe import _blazeface_points
 from resemotenet.inference.sources import demo_image
+from resemotenet.inference.tracking import FaceFollower
 from resemotenet.utils.errors import ConfigError, MissingExtraError
 
 # Eileen Collins' face in the 512x512 portrait: centre of the face, measured once by eye.

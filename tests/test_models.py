@@ -125,7 +125,7 @@ GOLDEN = {
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_output_of_the_shipped_weights(name):
-    from resemotenet.data.dataset import read_image
+    from resemotenet.imaging import read_image
     from resemotenet.inference.faces import crop, expand_box
     from resemotenet.inference.sources import demo_image
     from resemotenet.models import load_model

@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from resemotenet.cli import main
-from resemotenet.data.dataset import read_image
-from resemotenet.inference.predictor import IoUTracker, Predictor
+from resemotenet.imaging import read_image
+from resemotenet.inference.predictor import Predictor
 from resemotenet.inference.results import FaceResult
 from resemotenet.inference.sources import demo_image, open_source
 from resemotenet.inference.summary import RunSummary
+from resemotenet.inference.tracking import IoUTracker
 from resemotenet.inference.writers import open_writer
 from resemotenet.utils.errors import ConfigError, DataError
 
@@ -283,9 +284,11 @@ def test_writers_flush_every_row(tmp_path):
     for name in ("r.jsonl", "r.csv"):
         writer = open_writer(tmp_path / name, ("happy", "sad"))
         writer.write(face)
-        on_disk = (tmp_path / name).read_text()  # read while the writer is still open
+        on_disk = writer.writing.read_text()  # read while the writer is still open
         assert "happy" in on_disk and on_disk.endswith("\n")
+        assert writer.writing.parent == tmp_path  # beside the results: the rename stays on one disk
         writer.close()
+        assert (tmp_path / name).read_text() == on_disk and not list(tmp_path.glob("*.tmp"))
     with pytest.raises(ConfigError, match=".jsonl, .csv"):
         open_writer(tmp_path / "r.txt", ("happy",))
 

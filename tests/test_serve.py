@@ -26,8 +26,8 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'resemotenet[serve]'")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (part of the test extra)")
 
-from resemotenet.inference.predictor import iou
 from resemotenet.inference.sources import demo_image
+from resemotenet.inference.tracking import box_iou as iou
 from resemotenet.models.checkpoint import DEFAULT_WEIGHTS
 from resemotenet.serve.batcher import MicroBatcher
 from resemotenet.serve.server import ServerThread

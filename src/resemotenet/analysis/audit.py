@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig
-from ..data.dataset import Split, read_image
+from ..data.dataset import Split
+from ..imaging import read_image
 from ..utils.errors import DataError
 from ..utils.io import atomic_write, atomic_write_text
 

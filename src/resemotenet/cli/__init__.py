@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from .. import __version__
+from .._version import __version__
 from ..utils.errors import ResEmoteNetError
 
 # command name -> module in this package (imported to build the parser; heavy imports live

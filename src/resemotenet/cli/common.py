@@ -68,9 +68,7 @@ def deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kw) 
     p.add_argument(old, action=_Deprecated, new=new, dest=dest, help=argparse.SUPPRESS, **kw)
 
 
-def add_predictor_args(
-    p: argparse.ArgumentParser, *, min_confidence: float, min_confidence_help: str, detector_note: str = ""
-) -> None:
+def add_predictor_args(p: argparse.ArgumentParser, *, min_confidence_help: str, detector_note: str = "") -> None:
     """--model, --detector, --min-confidence and --device, worded alike wherever faces are analysed
     (``predict``, ``serve``)."""
     p.add_argument(
@@ -84,7 +82,12 @@ def add_predictor_args(
         default="centerface",
         help=f"face detector: centerface, haar, mediapipe or yunet (default: %(default)s{detector_note})",
     )
-    p.add_argument("--min-confidence", type=float, default=min_confidence, help=min_confidence_help)
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help=min_confidence_help + " (default: the model card's calibrated threshold; 0 switches it off)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 

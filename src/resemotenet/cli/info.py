@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .. import __version__
+    from .._version import __version__
     from ..data.readers import list_readers
     from ..models import create_model, list_models
     from ..models.checkpoint import SHIPPED, load_checkpoint

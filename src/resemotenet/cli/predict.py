@@ -22,6 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", "-o", default="results.jsonl", help="results file, .jsonl or .csv (default: %(default)s)"
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing results file (and annotated copies; with --engine ray, its parts too)",
+    )
+    p.add_argument("--append", action="store_true", help="add rows to an existing results file (same columns)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--save-annotated", metavar="DIR", help="write copies with boxes and labels into DIR")
     p.add_argument("--blur-faces", action="store_true", help="pixelate the faces in the annotated copies")
     p.add_argument("--explain", metavar="DIR", help="write a Grad-CAM heat map over each face into DIR (PNG)")
@@ -72,8 +79,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
     add_predictor_args(
         p,
-        min_confidence=0.0,
-        min_confidence_help="below this probability a face is labelled 'uncertain' with its top-2 (default: 0)",
+        min_confidence_help="below this probability a face is labelled 'uncertain' with its top-2",
     )
     p.add_argument("--yunet-model", metavar="PATH", help="ONNX file of the YuNet detector")
     p.add_argument(
@@ -108,6 +114,24 @@ def _predictor(args: argparse.Namespace, **kw: Any):
     )
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every check that needs no model, before the model loads and before any output opens: the
+    frame options, the results file's format, and the output rule (``utils.io.check_output``)."""
+    from ..inference.sources import check_frame_options
+    from ..inference.writers import check_format
+    from ..utils.errors import ConfigError
+    from ..utils.io import check_output, check_output_dir
+
+    if args.force and args.append:
+        raise ConfigError("--force replaces the results file and --append adds to it: choose one")
+    check_frame_options(args.stride, args.max_frames)
+    check_format(args.output)
+    check_output(args.output, force=args.force, append=args.append, append_ok=True)
+    for folder in (args.save_annotated, args.explain):
+        if folder:
+            check_output_dir(folder, force=args.force or args.append)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..inference.drawing import AnnotatedOutput
     from ..inference.summary import RunSummary
@@ -123,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to analyse: give INPUT paths or --webcam INDEX")
     if args.blur_faces and not args.save_annotated:
         raise ConfigError("--blur-faces applies to annotated copies: add --save-annotated DIR")
+    check_outputs(args)
     predictor = _predictor(
         args, batch_size=args.batch_size, smoothing=args.smoothing, redetect_every=args.redetect_every
     )
@@ -134,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         annotated = _Explaining(annotated, ExplainOutput(args.explain, predictor))
     started = time.monotonic()
     names = _copy_names(sources)
-    with open_writer(args.output, predictor.labels) as writer:
+    with open_writer(args.output, predictor.labels, append=args.append) as writer:
         try:
             for item in sources:
                 _run_source(predictor, item, args, writer, summary, annotated, names)
@@ -151,21 +176,25 @@ def run(args: argparse.Namespace) -> int:
     if annotated and annotated.written:
         print(f"annotated copies in {args.save_annotated}")
     if summary.failed:
-        errors = _write_errors(Path(args.output), summary)
+        errors = _write_errors(Path(args.output), summary, append=args.append)
         print(f"failed ({len(summary.failed)}, listed in {errors}):", file=sys.stderr)
         for line in summary.failure_lines():
             print(f"  {line}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
-def _write_errors(results: Path, summary) -> Path:
-    """``results.errors.jsonl`` beside the results: one line per input that failed, with the reason."""
+def _write_errors(results: Path, summary, append: bool = False) -> Path:
+    """``results.errors.jsonl`` beside the results: one line per input that failed, with the
+    reason (added to the lines already there with ``--append``)."""
     import json
 
     from ..utils.io import atomic_write_text
 
     path = results.with_name(f"{results.stem}.errors.jsonl")
-    atomic_write_text(path, "".join(json.dumps({"source": s, "error": e}) + "\n" for s, e in summary.failed))
+    before = path.read_text() if append and path.is_file() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    atomic_write_text(path, before + "".join(json.dumps({"source": s, "error": e}) + "\n" for s, e in summary.failed))
     return path
 
 
@@ -182,7 +211,7 @@ def _run_source(
         summary.fail(str(item), str(exc))
         return
     timed = src.kind in ("video", "webcam")
-    progress = _Progress(src.name) if timed else None
+    progress = _Progress(src, enabled=not args.no_progress) if timed or src.kind == "folder" else None
     try:
         for fr in predictor.predict_source(src):
             summary.add(fr, timed=timed)
@@ -273,13 +302,16 @@ def _copy_names(sources: list[str | int]) -> dict[str, str]:
 
 
 class _Progress:
-    """A live bar on a terminal (tqdm), and ``clip.mp4: frame 240, 31.2 frames/s`` once at the end."""
+    """A live bar on a terminal (tqdm) for a video, a webcam or a folder (counted in images), and
+    for a video or webcam ``clip.mp4: frame 240, 31.2 frames/s`` once at the end."""
 
-    def __init__(self, name: str):
+    def __init__(self, src, enabled: bool = True):
         from ..utils.progress import progress
 
-        self.name, self.start, self.frames, self.index = name, time.monotonic(), 0, 0
-        self.bar = progress(desc=name, unit="frame")
+        self.name, self.start, self.frames, self.index = src.name, time.monotonic(), 0, 0
+        self.folder = src.kind == "folder"
+        total = len(src.files[: src.max_frames]) if self.folder else None
+        self.bar = progress(total=total, desc=src.name, unit="image" if self.folder else "frame", enabled=enabled)
 
     def tick(self, index: int) -> None:
         self.frames, self.index = self.frames + 1, index
@@ -287,6 +319,8 @@ class _Progress:
 
     def done(self) -> None:
         self.bar.close()
+        if self.folder:
+            return
         rate = self.frames / max(time.monotonic() - self.start, 1e-9)
         print(
             f"{self.name}: frame {self.index}, {self.frames} analysed, {rate:.1f} frames/s", file=sys.stderr, flush=True
@@ -311,7 +345,7 @@ def run_demo(args: argparse.Namespace) -> int:
         for face in faces:
             face.source = image.name
             writer.write(face)
-    from ..data.dataset import read_image
+    from ..imaging import read_image
 
     annotated = AnnotatedOutput(out).image(image.name, read_image(image), faces)
     print(f"{image.name}: {len(faces)} face(s)")

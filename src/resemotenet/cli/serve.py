@@ -15,8 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model over HTTP, with a browser page (live, jobs, review)")
     add_predictor_args(
         p,
-        min_confidence=0.5,
-        min_confidence_help="below this probability a face is 'uncertain' and goes to review (default: %(default)s)",
+        min_confidence_help="below this probability a face is 'uncertain' and goes to review",
         detector_note="; one thread per worker",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")

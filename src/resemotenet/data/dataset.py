@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
+from ..imaging import MAX_PIXELS, read_image  # noqa: F401  (their home is resemotenet.imaging)
 from ..utils.errors import DataError
-from ..utils.io import atomic_write_text, cache_arrays, cache_dir
+from ..utils.io import atomic_write_text, cache_arrays, cache_dir, load_cached
 from .splits import group_split, shared_groups
-
-MAX_PIXELS = 40_000_000  # decompression-bomb guard for every image we decode
 
 
 @dataclass
@@ -78,55 +77,6 @@ class Split:
         return np.bincount(self.labels, minlength=len(self.label_names))
 
 
-def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
-    """Decode one image as uint8 RGB (H, W, 3), optionally cropped to ``box`` (x0, y0, x1, y1).
-
-    Raises ``DataError`` naming the file for missing, unreadable, truncated or huge images.
-    """
-    import cv2
-
-    p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror})") from exc
-    if data.size == 0:
-        raise DataError(f"{p}: empty file")
-    _check_pixels(p, data)
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error:  # OpenCV's own size guard (formats PIL cannot parse)
-        img = None
-    if img is None:
-        raise DataError(f"{p}: not a readable image (unknown format or truncated)")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if box is not None:
-        x0, y0, x1, y1 = (int(v) for v in box)
-        h, w = img.shape[:2]
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 <= x0 or y1 <= y0:
-            raise DataError(f"{p}: face box {tuple(int(v) for v in box)} lies outside the {w}x{h} image")
-        img = img[y0:y1, x0:x1]
-    return np.ascontiguousarray(img)
-
-
-def _check_pixels(p: Path, data: np.ndarray) -> None:
-    """Refuse decompression bombs before decoding, from the header alone."""
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data.tobytes())) as im:
-            w, h = im.size
-    except Image.DecompressionBombError as exc:  # PIL refuses > 2x its own limit before we can look
-        raise DataError(f"{p}: declared size exceeds the {MAX_PIXELS:,}-pixel limit") from exc
-    except Exception:
-        return  # let OpenCV decide (it reports unreadable files)
-    if w * h > MAX_PIXELS:
-        raise DataError(f"{p}: {w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel limit")
-
-
 def materialize(split: Split, size: int, gray: bool = False, reduce_to: int | None = None) -> np.ndarray:
     """uint8 images of ``split`` at ``size`` x ``size`` (decoding ``paths`` once, with a cache).
 
@@ -150,8 +100,8 @@ def materialize(split: Split, size: int, gray: bool = False, reduce_to: int | No
         parts = [split.source, paths, stats, boxes, size, gray] + ([reduce_to] if reduce_to else [])
         key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
         cached = cache_dir() / f"images-{key}.npy"
-        if cached.is_file():
-            return np.load(cached)
+        if (hit := load_cached(cached)) is not None:  # a damaged cache file is dropped and rebuilt
+            return hit
     out = np.zeros((len(split), size, size) if gray else (len(split), size, size, 3), np.uint8)
     for i, path in enumerate(paths):
         img = read_image(path, None if split.boxes is None else split.boxes[i])

@@ -39,8 +39,10 @@ class _Backend:
         return self.card.transforms()
 
     def predict(self, crops: Any) -> np.ndarray:
+        from ..metrics import softmax
+
         logits = self(self.transforms()(crops))  # type: ignore[operator]
-        return torch.softmax(logits.float() / self.card.temperature, -1).numpy()  # type: ignore[union-attr]
+        return softmax(logits.float().numpy(), self.card.temperature).astype(np.float32)  # type: ignore[union-attr]
 
 
 SHORTCUTS = ("labels", "size", "channels", "mean", "std")  # metadata given by hand for a bare ONNX file

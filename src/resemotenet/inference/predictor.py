@@ -11,7 +11,7 @@ label does not flicker with every frame's noise.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from ..card import ModelCard
-from ..data.dataset import read_image
+from ..imaging import VIDEO_EXTS, read_image
 from ..labels import UNCERTAIN
+from ..metrics import softmax
 from ..utils.errors import ConfigError, DataError
-from .faces import DEFAULT_DETECTOR, Box, Detection, FaceFollower, align_face, create_detector, crop, expand_box
+from .faces import DEFAULT_DETECTOR, Box, Detection, align_face, create_detector, crop, expand_box
 from .results import FaceResult, FrameResult
-from .sources import VIDEO_EXTS, Frame, Source, open_source
+from .sources import Frame, Source, open_source
+from .tracking import FaceFollower, IoUTracker, _check_smoothing, box_iou, iou  # noqa: F401  (older spellings)
 
 ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imported lazily)
 
@@ -46,85 +48,40 @@ def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> 
     return open_backend(model, device=device)
 
 
-def iou(a: Box, b: Box) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+@dataclass(frozen=True)
+class Face:
+    """One located face: its ``box`` in the frame, the ``crop`` the model will see (framed as the
+    card says) and the detector's ``detection`` (score, landmarks) when there is one."""
 
-
-def _check_smoothing(smoothing: float) -> float:
-    if not 0.0 <= smoothing < 1.0:
-        raise ConfigError(f"smoothing must be in [0, 1), got {smoothing}")
-    return smoothing
-
-
-@dataclass
-class _Track:
-    id: int
     box: Box
-    probs: np.ndarray
-    last_seen: int
-
-
-class IoUTracker:
-    """Greedy IoU matching of this frame's faces to live tracks; a track unseen for
-    ``max_age`` processed frames ends. ``smoothing`` is the EMA weight of the past (0 = off)."""
-
-    def __init__(self, iou_threshold: float = 0.3, max_age: int = 10, smoothing: float = 0.6):
-        _check_smoothing(smoothing)
-        self.iou_threshold, self.max_age, self.smoothing = iou_threshold, max_age, smoothing
-        self.tracks: list[_Track] = []
-        self.next_id, self.step = 1, 0
-
-    def update(self, boxes: list[Box], probs: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """(track id per box, smoothed probabilities per box) for one frame."""
-        self.step += 1
-        pairs = sorted(
-            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
-        )
-        match: dict[int, int] = {}
-        used: set[int] = set()
-        for score, ti, bi in pairs:
-            if score < self.iou_threshold:
-                break
-            if bi not in match and ti not in used:
-                match[bi] = ti
-                used.add(ti)
-        ids, out = [], probs.copy()
-        for bi, box in enumerate(boxes):
-            if bi in match:
-                t = self.tracks[match[bi]]
-                t.probs = self.smoothing * t.probs + (1 - self.smoothing) * probs[bi]
-                t.box, t.last_seen = box, self.step
-            else:
-                t = _Track(self.next_id, box, probs[bi].copy(), self.step)
-                self.next_id += 1
-                self.tracks.append(t)
-            ids.append(t.id)
-            out[bi] = t.probs
-        self.tracks = [t for t in self.tracks if self.step - t.last_seen < self.max_age]
-        return ids, out
+    crop: np.ndarray
+    detection: Detection | None = None
 
 
 class Predictor:
-    """Emotions of every face in images and videos.
+    """Emotions of every face in images and videos, in three public stages.
+
+    ``locate(rgb) -> faces`` (the detector and the card's framing), ``score(crops) -> probs`` (the
+    card's one transform, the backend and the calibrated temperature) and ``decide(frame, faces,
+    probs, tracker) -> results`` (tracking, the threshold and top-2). ``predict``,
+    ``predict_source``, the service, the batch worker and the review queue compose these three;
+    nothing else re-implements them.
 
     ``model``: None (the shipped model), a checkpoint or ``.onnx`` path, or a loaded module.
     ``detector``: a registry name ('centerface', 'haar', 'mediapipe', 'yunet') or any callable
     ``rgb -> list[Detection]``; ``detector_options`` go to the named detector's constructor.
     ``margin`` and ``align`` default to the model card's framing (``ModelCard.framing``: the
     margin per detector, measured by ``benchmarks/framing.py``). ``margin``: the crop grows by this
-    fraction of the face box. ``align``: when the detector gives landmarks (centerface and mediapipe do), a face
-    whose eyes tilt by 3 degrees or more is rotated level before it is cropped (``faces.align_face``;
-    on for the shipped models: +8.6 points on turned PublicTest faces, ``benchmarks/detectors.py
-    --align 120``). Below ``min_confidence`` a
-    face is labelled 'uncertain' with its top-2 candidates. ``smoothing``: EMA weight of a video
-    track's past probabilities (0 = none). ``redetect_every``: in a video, the whole frame is
-    searched for faces every N analysed frames and only around the known faces in between
-    (``inference.faces.FaceFollower``; 1 = whole frame every time). Arrays passed to ``predict``
-    are RGB (``bgr=True`` for arrays straight from OpenCV).
+    fraction of the face box. ``align``: when the detector gives landmarks (centerface and mediapipe
+    do), a face whose eyes tilt by 3 degrees or more is rotated level before it is cropped
+    (``faces.align_face``; on for the shipped models: +8.6 points on turned PublicTest faces,
+    ``benchmarks/detectors.py --align 120``). ``min_confidence``: below it a face is labelled
+    'uncertain' with its top-2 candidates, for a person to decide; None (the default) means the
+    card's calibrated ``threshold`` (0 when the card recommends none), 0 switches it off.
+    ``smoothing``: EMA weight of a video track's past probabilities (0 = none).
+    ``redetect_every``: in a video, the whole frame is searched for faces every N analysed frames
+    and only around the known faces in between (``inference.tracking.FaceFollower``; 1 = whole
+    frame every time). Arrays passed to ``predict`` are RGB (``bgr=True`` for arrays from OpenCV).
     """
 
     def __init__(
@@ -132,7 +89,7 @@ class Predictor:
         model: str | os.PathLike | nn.Module | None = None,
         detector: str | Callable[[np.ndarray], list[Detection]] = DEFAULT_DETECTOR,
         margin: float | None = None,
-        min_confidence: float = 0.0,
+        min_confidence: float | None = None,
         batch_size: int = 32,
         smoothing: float = 0.6,
         device: str = "cpu",
@@ -140,8 +97,6 @@ class Predictor:
         redetect_every: int = 10,
         align: bool | None = None,
     ):
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.backend = _backend(model, device)
         self.model_source = model  # what ``inference.explain`` loads for gradients (the backend may be fused)
         self.card: ModelCard = self.backend.card or ModelCard.from_meta(self.backend.meta, "model")
@@ -149,6 +104,7 @@ class Predictor:
         self.spec = self.card.preprocess
         self.transform = self.card.transforms()
         self.temperature = self.card.temperature
+        self.min_confidence = resolve_threshold(min_confidence, self.card)
         framing = self.card.framing  # the crop the model was trained on, unless the caller overrides it
         name = detector if isinstance(detector, str) else None
         margin = framing.margin_for(name) if margin is None else margin
@@ -156,31 +112,20 @@ class Predictor:
         if batch_size < 1 or margin < 0 or redetect_every < 1:
             raise ConfigError("batch_size and redetect_every must be >= 1 and margin >= 0")
         self.detector = detector if callable(detector) else create_detector(detector, **(detector_options or {}))
-        self.margin, self.min_confidence, self.redetect_every = margin, min_confidence, redetect_every
+        self.detector_name = name
+        self.margin, self.redetect_every = margin, redetect_every
         self.align, self.square, self.shift_y = align, framing.square, framing.shift_y
         self.batch_size, self.smoothing = batch_size, _check_smoothing(smoothing)  # now, not at the first video
 
-    # -- the building blocks -------------------------------------------------------------------
-    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Probabilities (N, classes) for uint8 RGB (or grayscale) face crops of any size."""
-        if not crops:
-            return np.zeros((0, len(self.labels)), np.float32)
-        out = []
-        for i in range(0, len(crops), self.batch_size):
-            logits = self.backend(self.transform(crops[i : i + self.batch_size]))
-            out.append(torch.softmax(logits.float() / self.temperature, -1).numpy())
-        return np.concatenate(out)
+    # -- stage 1: locate -----------------------------------------------------------------------
+    def locate(self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None) -> list[Face]:
+        """Every face of an RGB frame, found by ``detector`` (default: the Predictor's own) and
+        framed as the card says (margin per detector, square, shift, eye levelling)."""
+        return [Face(d.box, self.frame_crop(rgb, d), d) for d in (detector or self.detector)(rgb)]
 
-    def detect(
-        self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None
-    ) -> list[tuple[Box, np.ndarray]]:
-        """(face box, crop with margin) for every face in the frame (found by ``detector``,
-        default: the Predictor's own)."""
+    def frame_crop(self, rgb: np.ndarray, d: Detection) -> np.ndarray:
+        """The crop of one detection, framed as the model was trained (the card's framing)."""
         h, w = rgb.shape[:2]
-        found = (detector or self.detector)(rgb)
-        return [(d.box, self._crop(rgb, d, w, h)) for d in found]
-
-    def _crop(self, rgb: np.ndarray, d: Detection, w: int, h: int) -> np.ndarray:
         box = d.box
         if self.shift_y:  # the framing the model was trained on sits lower or higher on the face
             dy = int(round(self.shift_y * (box[3] - box[1])))
@@ -189,9 +134,33 @@ class Predictor:
             return align_face(rgb, box, d.landmarks, self.margin)
         return crop(rgb, expand_box(box, self.margin, w, h, square=self.square))
 
-    def follower(self) -> FaceFollower:
-        """A fresh video face search (whole frame every ``redetect_every`` frames)."""
-        return FaceFollower(self.detector, self.redetect_every)
+    # -- stage 2: score ------------------------------------------------------------------------
+    def score(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities (N, classes) for uint8 RGB (or grayscale) crops of any size:
+        the card's transform, the backend, ``softmax(logits / temperature)``."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            logits = self.backend(self.transform(crops[i : i + self.batch_size]))
+            out.append(calibrated_softmax(logits, self.temperature))
+        return np.concatenate(out)
+
+    # -- stage 3: decide -----------------------------------------------------------------------
+    def decide(
+        self,
+        frame: Frame,
+        faces: Sequence[Face | Box],
+        probs: np.ndarray,
+        tracker: IoUTracker | None = None,
+    ) -> list[FaceResult]:
+        """Results for one frame's faces: with a ``tracker`` (video) faces are numbered and their
+        probabilities smoothed; below the threshold a face is 'uncertain' with its top-2."""
+        boxes = [f.box if isinstance(f, Face) else tuple(f) for f in faces]
+        ids: list[int | None] = [None] * len(boxes)
+        if tracker is not None and boxes:
+            ids, probs = tracker.update(boxes, probs)
+        return [self._result(frame, b, p, t) for b, p, t in zip(boxes, probs, ids, strict=True)]
 
     def _result(self, frame: Frame, box: Box, probs: np.ndarray, track: int | None) -> FaceResult:
         order = np.argsort(probs)[::-1]
@@ -200,26 +169,34 @@ class Predictor:
         if score < self.min_confidence:
             label = UNCERTAIN
             top2 = [(self.labels[i], float(probs[i])) for i in order[:2]]
-        return FaceResult(
-            frame.source,
-            frame.index,
-            frame.timestamp,
-            box,
-            label,
-            score,
-            {n: float(p) for n, p in zip(self.labels, probs, strict=True)},
-            track,
-            top2,
-        )
+        probabilities = {n: float(p) for n, p in zip(self.labels, probs, strict=True)}
+        return FaceResult(frame.source, frame.index, frame.timestamp, box, label, score, probabilities, track, top2)
+
+    # -- older spellings of the stages -----------------------------------------------------------
+    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Same as ``score``."""
+        return self.score(crops)
+
+    def detect(
+        self, rgb: np.ndarray, detector: Callable[[np.ndarray], list[Detection]] | None = None
+    ) -> list[tuple[Box, np.ndarray]]:
+        """(face box, crop) pairs: ``locate`` as tuples."""
+        return [(f.box, f.crop) for f in self.locate(rgb, detector)]
+
+    def follower(self) -> FaceFollower:
+        """A fresh video face search (whole frame every ``redetect_every`` frames)."""
+        return FaceFollower(self.detector, self.redetect_every)
+
+    def tracker(self) -> IoUTracker:
+        """A fresh video tracker with this Predictor's smoothing."""
+        return IoUTracker(smoothing=self.smoothing)
 
     # -- still images --------------------------------------------------------------------------
     def predict(self, image: ImageLike, bgr: bool = False) -> list[FaceResult]:
         """Every face of one still image (a path, a PIL image, or a uint8 array)."""
         rgb, name = _as_rgb(image, bgr)
-        faces = self.detect(rgb)
-        probs = self.classify([c for _, c in faces])
-        frame = Frame(name, image=rgb)
-        return [self._result(frame, box, p, None) for (box, _), p in zip(faces, probs, strict=True)]
+        faces = self.locate(rgb)
+        return self.decide(Frame(name, image=rgb), faces, self.score([f.crop for f in faces]))
 
     # -- sources -------------------------------------------------------------------------------
     def predict_source(
@@ -227,18 +204,18 @@ class Predictor:
     ) -> Iterator[FrameResult]:
         """One ``FrameResult`` per frame of an image, folder, video or webcam (int), in order.
 
-        Crops of consecutive frames are classified in batches of ``batch_size`` (a live webcam
+        Crops of consecutive frames are scored in batches of ``batch_size`` (a live webcam
         frame by frame). Bad items of a folder come back with ``error`` set; ``source.notes``
         (when a ``Source`` is passed) records irregularities such as a truncated video.
         """
         src = source if isinstance(source, Source) else open_source(source, stride, max_frames)
         moving = src.kind in ("video", "webcam")
-        tracker = IoUTracker(smoothing=self.smoothing) if moving else None
+        tracker = self.tracker() if moving else None
         detector = self.follower() if moving else self.detector
-        pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]] = []
+        pending: list[tuple[Frame, list[Face]]] = []
         n_crops = 0
         for frame in src:
-            faces = [] if frame.error else self.detect(frame.image, detector)
+            faces = [] if frame.error else self.locate(frame.image, detector)
             pending.append((frame, faces))
             n_crops += len(faces)
             if src.live or n_crops >= self.batch_size:
@@ -246,23 +223,33 @@ class Predictor:
                 pending, n_crops = [], 0
         yield from self._flush(pending, tracker)
 
-    def _flush(
-        self, pending: list[tuple[Frame, list[tuple[Box, np.ndarray]]]], tracker: IoUTracker | None
-    ) -> Iterator[FrameResult]:
-        probs = self.classify([c for _, faces in pending for _, c in faces])
+    def _flush(self, pending: list[tuple[Frame, list[Face]]], tracker: IoUTracker | None) -> Iterator[FrameResult]:
+        probs = self.score([f.crop for _, faces in pending for f in faces])
         at = 0
         for frame, faces in pending:
             if frame.error:
                 yield FrameResult(frame.source, frame.index, frame.timestamp, error=frame.error)
                 continue
-            p = probs[at : at + len(faces)]
+            results = self.decide(frame, faces, probs[at : at + len(faces)], tracker)
             at += len(faces)
-            boxes = [b for b, _ in faces]
-            ids: list[int | None] = [None] * len(faces)
-            if tracker is not None:
-                ids, p = tracker.update(boxes, p)
-            results = [self._result(frame, b, pi, t) for b, pi, t in zip(boxes, p, ids, strict=True)]
-            yield FrameResult(frame.source, frame.index, frame.timestamp, results, image=frame.image)
+            crops = [f.crop for f in faces]
+            yield FrameResult(frame.source, frame.index, frame.timestamp, results, image=frame.image, crops=crops)
+
+
+def calibrated_softmax(logits: torch.Tensor | np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``softmax(logits / temperature)`` as float32 numpy (``metrics.softmax``, the one softmax)."""
+    if isinstance(logits, torch.Tensor):
+        logits = logits.detach().float().cpu().numpy()
+    return softmax(logits, temperature).astype(np.float32)
+
+
+def resolve_threshold(min_confidence: float | None, card: ModelCard) -> float:
+    """The threshold a face must reach to be labelled: the caller's, else the card's, else 0."""
+    value = card.threshold if min_confidence is None else min_confidence
+    value = 0.0 if value is None else float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"min_confidence must be in [0, 1], got {value}")
+    return value
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:

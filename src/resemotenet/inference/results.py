@@ -72,6 +72,7 @@ class FrameResult:
     faces: list[FaceResult] = field(default_factory=list)
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    crops: list[np.ndarray] | None = field(default=None, repr=False)  # what the model saw, face by face
 
 
 def __getattr__(name: str) -> Any:

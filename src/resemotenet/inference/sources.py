@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import MAX_PIXELS, read_image
+from ..imaging import IMAGE_EXTS, VIDEO_EXTS, check_frame_size, read_image
 from ..utils.errors import ConfigError, DataError
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"})
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "Source", "open_source"]  # the extensions live in imaging
 
 
 @dataclass
@@ -34,6 +33,15 @@ class Frame:
     timestamp: float | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     error: str | None = None
+
+
+def check_frame_options(stride: int = 1, max_frames: int | None = None) -> None:
+    """``stride`` and ``max_frames`` as every source checks them, for callers that must refuse
+    bad values before they open an output."""
+    if stride < 1:
+        raise ConfigError(f"stride must be >= 1, got {stride}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
 
 
 class Source:
@@ -101,9 +109,11 @@ class _Capture(Source):
         if stride < 1:
             raise ConfigError(f"stride must be >= 1, got {stride}")
         w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-        if w * h > MAX_PIXELS:
+        try:
+            check_frame_size(w, h, name)
+        except DataError:
             cap.release()
-            raise DataError(f"{name}: {int(w)}x{int(h)} frames exceed the {MAX_PIXELS:,}-pixel limit")
+            raise
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else None
         self.cap, self.stride = cap, stride

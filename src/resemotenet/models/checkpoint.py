@@ -56,7 +56,7 @@ def make_meta(
 ) -> dict[str, Any]:
     """The metadata dict of a new model card (``ModelCard.to_meta``); card fields such as
     ``training_data`` or ``framing`` may be passed in ``extra``."""
-    from .. import __version__
+    from .._version import __version__
 
     meta = {
         "format": FORMAT,

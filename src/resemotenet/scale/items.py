@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..imaging import IMAGE_EXTS, VIDEO_EXTS
 from ..inference.results import no_face_dict
-from ..inference.sources import IMAGE_EXTS, VIDEO_EXTS
-from ..utils.errors import ConfigError, OutputError
-from ..utils.io import atomic_write, atomic_write_text
+from ..utils.errors import ConfigError, OutputError, OutputExistsError
+from ..utils.io import atomic_write, atomic_write_text, exists_message
 
 OUTPUT_FORMATS = (".parquet", ".jsonl", ".csv")
 FLAT = ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "uncertain", "track", "status"]
@@ -119,10 +119,24 @@ class Parts:
         self.output = Path(output)
         self.dir = self.output.with_name(self.output.name + ".parts")
 
-    def prepare(self, settings: dict[str, Any], force: bool, resume: bool) -> None:
-        """Refuse to clobber a results file; start afresh (force) or continue (resume)."""
+    def finished(self) -> int:
+        """How many items have their part (0 when the folder is absent)."""
+        return sum(1 for p in self.dir.glob("*.json") if p.name != "job.json") if self.dir.is_dir() else 0
+
+    def check(self, force: bool, resume: bool) -> None:
+        """``prepare``'s refusal alone, before any work (settings are compared in ``prepare``)."""
         job = self.dir / "job.json"
-        if force:
+        if force or (job.is_file() and resume):
+            return
+        if self.output.exists() or (job.is_file() and self.finished()):
+            raise OutputExistsError(exists_message(self.output if self.output.exists() else self.dir))
+
+    def prepare(self, settings: dict[str, Any], force: bool, resume: bool) -> None:
+        """Refuse to clobber a results file; start afresh (force) or continue (resume). A parts
+        folder without a finished part (a job that failed to start) holds nothing to lose: it
+        is replaced, whatever its settings."""
+        job = self.dir / "job.json"
+        if force or (job.is_file() and not self.finished() and not self.output.exists()):
             shutil.rmtree(self.dir, ignore_errors=True)
         elif job.is_file() and resume:
             made_with = json.loads(job.read_text())
@@ -133,9 +147,14 @@ class Parts:
                 )
             return
         elif self.output.exists() or job.is_file():
-            raise ConfigError(f"{self.output}: already exists (use --force to overwrite)")
+            raise OutputExistsError(exists_message(self.output if self.output.exists() else self.dir))
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(job, json.dumps(settings, sort_keys=True))
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder when no item finished (a failed start leaves nothing behind)."""
+        if self.dir.is_dir() and not self.finished():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def done(self, item: WorkItem) -> bool:
         return (self.dir / f"{item.key}.json").is_file()

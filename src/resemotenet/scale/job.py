@@ -23,6 +23,7 @@ from typing import Any
 from ..inference.faces import DEFAULT_DETECTOR
 from ..utils.errors import ConfigError, ResEmoteNetError, extra_error
 from ..utils.io import atomic_write_text
+from ..utils.progress import progress
 from .items import Parts, WorkItem, assemble, check_output, plan
 from .worker import ItemWorker
 
@@ -55,24 +56,52 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
-def connect(address: str | None) -> tuple[Any, bool]:
+RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune")
+
+
+def quiet_ray(verbose: bool = False) -> None:
+    """Ray's own log lines and warnings (start-up notes, deprecations, resource hints) are kept
+    off the terminal unless ``verbose``: the job prints its own one-line summary and errors."""
+    level = logging.INFO if verbose else logging.CRITICAL  # a failed job is our one line, not Ray's traceback
+    for name in RAY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"ray(\..*)?$")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+def connect(address: str | None, verbose: bool = False) -> tuple[Any, bool]:
     """(ray, started): join ``address`` or start a local instance, unless Ray is already up."""
     ray = import_ray()
     if address:
         check_address(address)
+    quiet_ray(verbose)
     if ray.is_initialized():
         return ray, False
     try:
         ray.init(
             address=address,
             include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
+            log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
             configure_logging=True,
         )
     except (ConnectionError, RuntimeError) as exc:
         raise ConfigError(f"cannot start or join Ray ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
     return ray, True
+
+
+def check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+
+
+def check_model(model: str, detector: str, min_confidence: float | None) -> None:
+    """Load the model and the detector once in the driver, before Ray starts: a bad ``--model``
+    is one line here, not a traceback from every actor."""
+    from ..inference.predictor import Predictor
+
+    Predictor(model, detector=detector, min_confidence=min_confidence, device="cpu")
 
 
 def size_actors(resources: dict[str, float], workers: int | None = None) -> tuple[int, float, float]:
@@ -85,8 +114,7 @@ def size_actors(resources: dict[str, float], workers: int | None = None) -> tupl
     usable = max(cpus - (0.5 if cpus <= 4 else 1.0), 0.25)
     if workers is None:
         workers = max(1, int(gpus) if gpus >= 1 else int(cpus))
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    check_workers(workers)
     return workers, round(min(1.0, usable / workers), 3), (round(min(1.0, gpus / workers), 3) if gpus else 0.0)
 
 
@@ -99,7 +127,7 @@ def run_batch(
     # what runs on every face: the model, the detector, the threshold, the frame stride
     model: str = "default",
     detector: str = DEFAULT_DETECTOR,
-    min_confidence: float = 0.0,
+    min_confidence: float | None = None,
     stride: int = 1,
     # the job's files: replace an output, or continue one; the size of a work item
     force: bool = False,
@@ -107,6 +135,9 @@ def run_batch(
     images_per_item: int = 16,
     frames_per_item: int = 300,
     worker: type = ItemWorker,
+    # the terminal: a progress bar over the work items; Ray's own log lines and warnings
+    progress: bool = True,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Every face of every image and video in ``sources`` into ``output`` (.parquet, .jsonl, .csv).
 
@@ -115,15 +146,25 @@ def run_batch(
     are listed, with the reason, in ``<output stem>.errors.jsonl`` and the job goes on. The
     summary holds counts, the failures, and ``startup_s`` (starting or joining Ray) apart from
     ``run_s`` (the work). ``worker``: the callable class the actors run (an ``ItemWorker``).
+
+    Everything is checked in this process before Ray starts (the settings, the workers, the
+    output, the model and detector), and a job that fails before any item finished leaves no
+    parts folder behind: the corrected command starts afresh.
     """
     check_output(output)
-    if stride < 1 or not 0.0 <= min_confidence <= 1.0:
+    if stride < 1 or (min_confidence is not None and not 0.0 <= min_confidence <= 1.0):
         raise ConfigError("stride must be >= 1 and min_confidence in [0, 1]")
+    check_workers(workers)
     abs_sources = [os.path.abspath(s) for s in sources]
     if not abs_sources:
         raise ConfigError("nothing to analyse: give INPUT paths")
     model = os.path.abspath(model) if Path(model).exists() else str(model)
     items = plan(abs_sources, images_per_item, frames_per_item)
+    Parts(output).check(force=force, resume=resume)  # an output refused before the model loads
+    if any(it.error is None for it in items):
+        import_ray()  # a missing extra is named before the model loads
+        if issubclass(worker, ItemWorker):
+            check_model(model, detector, min_confidence)
     parts = Parts(output)
     settings = {
         "model": model,
@@ -140,26 +181,35 @@ def run_batch(
     startup = run = 0.0
     if todo:
         started_at = time.monotonic()
-        ray, started = connect(address)
-        startup = time.monotonic() - started_at
         try:
-            failed = _execute(ray, todo, parts, workers, settings, worker)
-        finally:
-            run = time.monotonic() - started_at - startup
-            if started:
-                ray.shutdown()
+            ray, started = connect(address, verbose)
+            startup = time.monotonic() - started_at
+            try:
+                failed = _execute(ray, todo, parts, workers, settings, worker, progress)
+            finally:
+                run = time.monotonic() - started_at - startup
+                if started:
+                    ray.shutdown()
+        except BaseException:
+            parts.discard_if_empty()  # nothing finished: no folder to block the corrected command
+            raise
     return _finish(output, items, parts, failed, len(runnable) - len(todo), startup, run)
 
 
 def _execute(
-    ray: Any, todo: list[WorkItem], parts: Parts, workers: int | None, settings: dict[str, Any], worker: type
+    ray: Any,
+    todo: list[WorkItem],
+    parts: Parts,
+    workers: int | None,
+    settings: dict[str, Any],
+    worker: type,
+    show_progress: bool = True,
 ) -> dict[str, str]:
     """Run the items on the actor pool; write each finished part; {key: error} of failed items."""
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ctx.enable_progress_bars = False  # ours instead: one bar over the work items
     n, cpus, gpus = size_actors(ray.cluster_resources(), workers)
     n = min(n, len(todo))
     kwargs = {k: settings[k] for k in ("model", "detector", "min_confidence", "stride")}
@@ -178,19 +228,33 @@ def _execute(
             max_task_retries=RESTARTS,
         )
     failed: dict[str, str] = {}
+    bar = progress(total=len(todo), desc="work items", unit="item", enabled=show_progress)
     try:
         for row in ds.iter_rows():
             if row["error"]:
                 failed[str(row["key"])] = str(row["error"])
             else:
                 parts.write(str(row["key"]), str(row["part"]))
+            bar.update(1)
     except ray.exceptions.RayError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = _first_line(exc)
+        if not parts.finished():
+            raise ResEmoteNetError(f"the Ray job failed before any item finished ({first})") from exc
         raise ResEmoteNetError(
-            f"the Ray job failed ({first}); finished items are kept in {parts.dir}: "
+            f"the Ray job failed ({first}); {parts.finished()} finished item(s) are kept in {parts.dir}: "
             "run the same command again to resume"
         ) from exc
+    finally:
+        bar.close()
     return failed
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a Ray error that says something (Ray wraps the cause in its own
+    headers); at most 300 characters."""
+    skip = ("ray::", "Traceback", "File ", "The above", "^", "~")
+    useful = [s for s in (line.strip() for line in str(exc).splitlines()) if s and not s.startswith(skip)]
+    return (useful[-1] if useful else type(exc).__name__)[:300]
 
 
 def _finish(

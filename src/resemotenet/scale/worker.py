@@ -87,7 +87,7 @@ class ItemWorker:
         self,
         model: str = "default",
         detector: str = "centerface",
-        min_confidence: float = 0.0,
+        min_confidence: float | None = None,
         stride: int = 1,
         device: str = "cpu",
         threads: int | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.dataset import read_image
+from ..imaging import read_image
 from ..utils.errors import DataError, ResEmoteNetError
 
 _rows: dict[str, tuple[tuple, dict[str, Any]]] = {}  # checkpoint path -> (its stamp, its row)

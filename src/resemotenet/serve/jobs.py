@@ -21,7 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..inference.sources import VIDEO_EXTS, Source, VideoSource
+from ..imaging import VIDEO_EXTS
+from ..inference.sources import Source, VideoSource
 from ..inference.writers import csv_header, csv_row, jsonl_row
 from ..utils.errors import DataError
 from .errors import Forbidden, NotFound, Unavailable, Unprocessable, UnsupportedMedia
@@ -69,6 +70,9 @@ class Job:
             else:
                 self.dropped_rows += 1
         self.service.metrics.count_faces([f.label for f in fr.faces])
+        if fr.faces and fr.crops:  # the one review policy, as for uploads and the live page
+            when = self.started + fr.timestamp if fr.timestamp is not None else time.time()
+            self.service.to_review(fr.faces, fr.crops, f"job-{self.id}", when)
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,20 +4,27 @@ frame rate instead of building a backlog. Faces are tracked across the connectio
 (the Predictor's IoU tracker), so labels are smoothed and each face keeps its number.
 
 Protocol: first message (text) ``{"token": "..."}`` (``null`` when the service has none); then
-binary frames; each answer is ``{"faces": [...], "width", "height", "ms"}`` or ``{"error": ...}``.
+binary frames; each answer is ``{"faces": [...], "width", "height", "ms"}`` or ``{"error": ...}``
+(a frame the service cannot read, or a full queue: the connection stays). A text message after
+the first breaks the protocol: it is answered with an error and the socket closes with 1003
+(unsupported data). Every answer and refusal is counted in ``/metrics`` (method ``WS``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ..inference.predictor import IoUTracker
-from .errors import ApiError
+from ..inference.tracking import IoUTracker
+from .errors import ApiError, Busy
 from .guard import token_ok
+from .review import review_budget
 from .service import Service, face_json
+
+TEXT_FRAME = "frames are binary messages (JPEG or PNG bytes); text is only for the first message {'token': ...}"
 
 
 def add_live_route(app: FastAPI, service: Service) -> None:
@@ -36,23 +43,35 @@ def add_live_route(app: FastAPI, service: Service) -> None:
         await ws.send_json(
             {"ready": True, "labels": list(service.labels), "min_confidence": service.predictor.min_confidence}
         )
-        tracker, seen = IoUTracker(smoothing=service.predictor.smoothing), set()
+        # each connection is its own source: its tracks are numbered from 1 like every other's
+        tracker, source = service.predictor.tracker(), f"live-{uuid.uuid4().hex[:8]}"
         try:
             while True:
-                data = await ws.receive_bytes()
-                await ws.send_json(await _answer(service, data, tracker, seen))
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("bytes") is None:
+                    service.metrics.observe("WS", "/v1/live", 400, 0.0)
+                    service.metrics.refuse("ws_text_frame")
+                    await ws.send_json({"error": TEXT_FRAME})
+                    await ws.close(code=1003, reason="frames are binary")
+                    return
+                await ws.send_json(await _answer(service, message["bytes"], tracker, source))
         except WebSocketDisconnect:
             return
 
 
-async def _answer(service: Service, data: bytes, tracker: IoUTracker, seen: set[int]) -> dict:
+async def _answer(service: Service, data: bytes, tracker: IoUTracker, source: str) -> dict:
     start = time.perf_counter()
     if len(data) > service.settings.max_upload_bytes:
+        service.metrics.observe("WS", "/v1/live", 413, time.perf_counter() - start)
         return {"error": "frame exceeds the upload limit"}
     try:
-        rgb, faces = await service.predict_bytes(data, "live", tracker, seen)
+        with review_budget(service.settings.review_per_request):
+            rgb, faces = await service.predict_bytes(data, source, tracker)
     except ApiError as exc:  # one bad frame is answered, the connection stays
-        return {"error": str(exc)}
+        service.metrics.observe("WS", "/v1/live", exc.status, time.perf_counter() - start)
+        return {"error": str(exc)} | ({"retry_after": exc.retry_after} if isinstance(exc, Busy) else {})
     service.metrics.observe("WS", "/v1/live", 200, time.perf_counter() - start)
     return {
         "faces": [face_json(f) for f in faces],

@@ -3,7 +3,9 @@ threads that decode and detect, the metrics, the job manager and (when on) the r
 
 Detection runs in a thread pool with one detector per thread (OpenCV's cascade object is not
 documented as safe to share between threads); classification goes through the micro-batcher so
-concurrent requests share model calls. Face results come from the Predictor's own rules (the
+concurrent requests share model calls. Both have a bounded queue (``pool.BoundedPool``,
+``MicroBatcher.max_queue``): beyond it a request is refused at once with 503 and ``Retry-After``
+rather than made to wait behind everyone else. Face results come from the Predictor's own rules (the
 threshold, top-2 for uncertain faces), never re-implemented here.
 """
 
@@ -12,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from ..inference.faces import create_detector
-from ..inference.predictor import IoUTracker, Predictor
+from ..inference.predictor import Face, Predictor
 from ..inference.results import FaceResult
+from ..inference.sampling import ReviewSampler
 from ..inference.sources import Frame
+from ..inference.tracking import IoUTracker
 from ..labels import UNCERTAIN
 from .batcher import MicroBatcher
 from .imaging import decode_image
 from .metrics import Metrics
 from .ondevice import OnDevice
+from .pool import BoundedPool
 from .settings import ServeSettings
 
 
@@ -78,8 +82,9 @@ class Service:
             settings.max_wait_ms / 1000,
             settings.max_queue,
             enabled=settings.batching,
+            retry_after_s=settings.retry_after_s,
         )
-        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect")
+        self.pool = BoundedPool(settings.workers, settings.max_detect_queue, settings.retry_after_s)
         self._local = threading.local()
         self.metrics = Metrics()
         self.started = time.time()
@@ -87,9 +92,11 @@ class Service:
         from .review import ReviewStore
 
         self.review = ReviewStore(settings.review, self.labels, settings.review_max) if settings.review else None
+        self.sampler = ReviewSampler(audit_rate=settings.audit_rate, cooldown_s=settings.review_cooldown_s)
+        self._sampler_lock = threading.Lock()
         self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s)
         self.on_device = OnDevice(settings.model, self.predictor)
-        self.metrics.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: self.batcher.depth)
+        self._queue_metrics()
         self.metrics.gauge(
             "resemotenet_model_calls_total", "Model calls made by the micro-batcher.", lambda: self.batcher.calls
         )
@@ -99,6 +106,30 @@ class Service:
             "Faces waiting for review.",
             lambda: self.review.pending_count() if self.review else 0,
         )
+
+    def _queue_metrics(self) -> None:
+        m, pool, batcher = self.metrics, self.pool, self.batcher
+        m.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: batcher.depth)
+        m.gauge("resemotenet_detect_queue_depth", "Images waiting for a detection worker.", lambda: pool.depth)
+        m.gauge(
+            "resemotenet_model_rejected_total",
+            "Requests refused (503) because the model's queue was full.",
+            lambda: batcher.rejected,
+            "counter",
+        )
+        m.gauge(
+            "resemotenet_detect_rejected_total",
+            "Requests refused (503) because the detection queue was full.",
+            lambda: pool.rejected,
+            "counter",
+        )
+        for reason, what in (("full", "the review queue was full"), ("request_cap", "one request's share was spent")):
+            m.gauge(
+                f"resemotenet_review_refused_{reason}_total",
+                f"Uncertain faces not queued for review because {what}.",
+                lambda reason=reason: self.review.refused[reason] if self.review else 0,
+                "counter",
+            )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -127,63 +158,61 @@ class Service:
             det = self._local.detector = create_detector(self.settings.detector, **options)
         return det
 
-    def decode_and_detect(self, data: bytes) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], np.ndarray]]]:
-        """Runs in the pool: the image and (box, crop) for each face in it."""
+    def decode_and_locate(self, data: bytes) -> tuple[np.ndarray, list[Face]]:
+        """Runs in the pool: the image and its located faces (the Predictor's stage 1)."""
         rgb = decode_image(data, self.settings.max_pixels)
-        return rgb, self.predictor.detect(rgb, self._detector())
+        return rgb, self.predictor.locate(rgb, self._detector())
 
     async def _in_pool(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        """Run in the detection pool; ``Busy`` (503) at once when its queue is full."""
+        return await asyncio.wrap_future(self.pool.submit(fn, *args))
 
     async def classify_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Probabilities for the crops, through the micro-batcher."""
+        """Probabilities for the crops (the Predictor's stage 2), through the micro-batcher."""
         if not crops:
             return np.zeros((0, len(self.labels)), np.float32)
         return await asyncio.wrap_future(self.batcher.submit(crops))
 
     async def predict_bytes(
-        self, data: bytes, source: str = "<upload>", tracker: IoUTracker | None = None, seen: set[int] | None = None
+        self, data: bytes, source: str = "<upload>", tracker: IoUTracker | None = None, now: float | None = None
     ) -> tuple[np.ndarray, list[FaceResult]]:
-        """Every face of an encoded image; a ``tracker`` (live video) smooths and numbers them, and
-        ``seen`` (the tracks already queued for review) keeps a live face from flooding the queue."""
-        rgb, found = await self._in_pool(self.decode_and_detect, data)
-        probs = await self.classify_crops([c for _, c in found])
-        boxes = [b for b, _ in found]
-        ids: list[int | None] = [None] * len(found)
-        if tracker is not None and found:
-            ids, probs = tracker.update(boxes, probs)
-        frame = Frame(source)
-        faces = [self.predictor._result(frame, b, p, t) for b, p, t in zip(boxes, probs, ids, strict=True)]
+        """Every face of an encoded image: locate in the pool, score in the micro-batcher, decide;
+        a ``tracker`` (live video) numbers and smooths them. Faces go to review by the one policy."""
+        rgb, found = await self._in_pool(self.decode_and_locate, data)
+        probs = await self.classify_crops([f.crop for f in found])
+        faces = self.predictor.decide(Frame(source), found, probs, tracker)
         self.metrics.count_faces([f.label for f in faces])
-        self._to_review(faces, [c for _, c in found], source, seen)
+        self.to_review(faces, [f.crop for f in found], source, now)
         return rgb, faces
 
     async def classify_bytes(self, items: list[bytes], source: str = "<crop>") -> list[FaceResult]:
         """One result per face crop (the caller's own detector found the faces)."""
         crops = await self._in_pool(lambda: [decode_image(d, self.settings.max_pixels) for d in items])
         probs = await self.classify_crops(crops)
-        faces = []
-        for i, (crop, p) in enumerate(zip(crops, probs, strict=True)):
-            h, w = crop.shape[:2]
-            faces.append(self.predictor._result(Frame(source, i), (0, 0, w, h), p, None))
+        faces = [
+            self.predictor.decide(Frame(source, i), [(0, 0, c.shape[1], c.shape[0])], probs[i : i + 1])[0]
+            for i, c in enumerate(crops)
+        ]
         self.metrics.count_faces([f.label for f in faces])
-        self._to_review(faces, crops, source)
+        self.to_review(faces, crops, source)
         return faces
 
-    def _to_review(
-        self, faces: list[FaceResult], crops: list[np.ndarray], source: str, seen: set[int] | None = None
-    ) -> None:
-        """Queue the uncertain faces (review on only); a tracked face once per track."""
-        if self.review is None:
-            return
-        for face, crop in zip(faces, crops, strict=True):
-            if face.label != UNCERTAIN or (seen is not None and face.track in seen):
-                continue
-            if seen is not None and face.track is not None:
-                seen.add(face.track)
-            self.review.add(crop, face, source)
+    def to_review(self, faces: list[FaceResult], crops: list[np.ndarray], source: str, now: float | None = None) -> int:
+        """Queue what the review policy picks (``inference.sampling``; review on only): uncertain
+        faces, a tracked face again after a cooldown or a label change, and an audit share of
+        confident faces. ``now``: capture time (a video's clock; default the wall clock).
+        Returns how many were queued."""
+        if self.review is None or not faces:
+            return 0
+        now = time.time() if now is None else now
+        day = time.strftime("%Y-%m-%d", time.localtime(now if now > 1e9 else time.time()))
+        with self._sampler_lock:
+            picks = self.sampler.select(faces, crops, source, now, day)
+        for pick in picks:
+            self.review.add(crops[pick.index], faces[pick.index], source, reason=pick.reason, group=pick.group)
+        return len(picks)
 
     def close(self) -> None:
         self.jobs.stop_all()
         self.batcher.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()

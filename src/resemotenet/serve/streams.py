@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..data.dataset import MAX_PIXELS
+from ..imaging import check_frame_size
 from ..inference.sources import Frame, Source
 from ..utils.errors import DataError
 from .errors import Unprocessable
@@ -48,9 +48,11 @@ def open_capture(target: str | int, timeout_s: float) -> Any:
         cap.release()
         return None
     w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    if w * h > MAX_PIXELS:
+    try:
+        check_frame_size(w, h, "stream")
+    except DataError:
         cap.release()
-        raise DataError(f"{int(w)}x{int(h)} frames exceed the {MAX_PIXELS:,}-pixel limit")
+        raise
     return cap
 
 

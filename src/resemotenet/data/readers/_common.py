@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ...imaging import IMAGE_EXTS
 from ...utils.errors import DataError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+__all__ = ["IMAGE_EXTS", "is_image", "read_text_lines", "require_files", "subdirs"]
 
 
 def read_text_lines(path: Path) -> list[str]:

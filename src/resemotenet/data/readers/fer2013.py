@@ -24,10 +24,10 @@ import numpy as np
 
 from ...labels import EMOTIONS7, FER2013_TO_CANON
 from ...utils.errors import DataError
-from ...utils.io import cache_arrays, cache_dir, file_sha256
+from ...utils.io import cache_arrays, cache_dir, file_sha256, load_cached
 from ..dataset import Split
+from .votes import USAGES, parse_votes, soft_labels
 
-USAGES = ("Training", "PublicTest", "PrivateTest")
 PROTOCOL = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 SIDE = 48
 
@@ -122,9 +122,8 @@ def load_arrays(path: str | Path, use_cache: bool = True) -> dict[str, np.ndarra
     if not use_cache:
         return parse_csv(path)
     cached = cache_dir() / f"fer2013-{file_sha256(path)[:16]}.npz"
-    if cached.is_file():
-        with np.load(cached) as z:
-            return {k: z[k] for k in z.files}
+    if (arrays := load_cached(cached)) is not None:  # a damaged cache file is dropped and rebuilt
+        return arrays
     arrays = parse_csv(path)
     cache_arrays(cached, **arrays)
     return arrays
@@ -165,8 +164,6 @@ def read(
 
 def blended_targets(arrays: dict[str, np.ndarray], ferplus_csv: Path, weight: float) -> np.ndarray:
     """(N, 7) float32 targets: FER2013's one-hot label blended with FER+'s 7-class vote distribution."""
-    from .ferplus import parse_votes, soft_labels  # ferplus imports this module
-
     if not 0.0 <= weight <= 1.0:
         raise DataError(f"ferplus_weight must lie in [0, 1], got {weight}")
     if ferplus_csv.is_dir():

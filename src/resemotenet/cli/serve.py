@@ -24,7 +24,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--review", metavar="DIR", help="queue uncertain faces in DIR for a person to label (off: no crop is written)"
     )
-    p.add_argument("--review-max", type=int, default=2000, help="pending review crops kept (default: %(default)s)")
+    p.add_argument(
+        "--review-max",
+        type=int,
+        default=2000,
+        help="pending review crops; when full, new ones are refused, none evicted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--review-per-request",
+        type=int,
+        default=8,
+        help="review crops one request or live frame may add (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also let in pages from ORIGIN (e.g. https://dash.example or null); repeatable (default: own page only)",
+    )
     p.add_argument("--media-dir", metavar="DIR", help="the one folder whose video files jobs may read")
     p.add_argument(
         "--engine",
@@ -40,6 +58,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=5.0,
         help="longest a request waits to share a model call (default: %(default)s)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="threads that decode and detect (default: %(default)s)")
+    p.add_argument(
+        "--max-detect-queue",
+        type=int,
+        default=8,
+        help="images waiting for a detection worker; beyond them 503 + Retry-After (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        help="requests waiting for the model; beyond them 503 + Retry-After (default: %(default)s)",
     )
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest image request (default: %(default)s)")
     p.add_argument("--max-clip-mb", type=float, default=512.0, help="largest uploaded clip (default: %(default)s)")
@@ -61,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         review=args.review,
         review_max=args.review_max,
+        review_per_request=args.review_per_request,
+        allow_origins=tuple(args.allow_origin),
+        workers=args.workers,
+        max_detect_queue=args.max_detect_queue,
+        max_queue=args.max_queue,
         media_dir=args.media_dir,
         detector=args.detector,
         device=args.device,

@@ -9,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from .errors import Forbidden, NotFound
+from .errors import Forbidden, NotFound, Unprocessable
 from .service import Service
+
+MIN_WINDOW_S, MAX_WINDOW_S = 0.1, 3600.0  # a timeline's window: finer is noise, coarser is one bar
 
 
 class JobRequest(BaseModel):
@@ -69,8 +71,9 @@ def add_job_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/v1/jobs/{job_id}/timeline", summary="Emotion shares per time window")
     async def timeline(job_id: str, window: float = 5.0) -> dict[str, Any]:
+        if not MIN_WINDOW_S <= window <= MAX_WINDOW_S:  # also false for nan; inf is above the top
+            raise Unprocessable(f"window must be a number of seconds in {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g}")
         job = jobs.get(job_id)
-        window = min(max(window, 0.1), 3600.0)
         return {"window": window, "windows": job.timeline(window), "gaps": job.to_dict()["gaps"]}
 
 
@@ -122,10 +125,14 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     async def compare() -> dict[str, Any]:
         from .compare import compare as run_compare
 
-        store = _store(service)
+        _store(service)
+        model = service.settings.model
+        shown = model if model.isidentifier() else "SERVED_MODEL"  # a shipped name as is; a path stays on the server
         return await asyncio.get_running_loop().run_in_executor(None, run_compare, service) | {
-            "train_command": f"resemotenet train --init-from {service.settings.model} "
-            f"--data folder:{store.labelled_dir} --freeze-stem --epochs 10 -o {store.root / 'runs' / 'NAME'}"
+            "train_command": f"resemotenet train --init-from {shown} "
+            "--data folder:labelled --freeze-stem --epochs 10 -o runs/NAME",
+            "run_in": "the review folder (--review DIR)"
+            + ("; SERVED_MODEL: the weights given to --model" if shown != model else ""),
         }
 
     @app.get("/v1/review-export", summary="The labelled faces as a zip laid out as a folder: dataset")

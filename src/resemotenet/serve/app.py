@@ -1,7 +1,9 @@
 """The FastAPI application: still images, face crops, models, health, metrics and the page.
 
-Every refusal is one line of JSON, ``{"error": "..."}``, with the status its ``ApiError`` names;
-an unexpected failure is a 500 with the same shape, and the service keeps serving either way.
+Every refusal is one line of JSON, ``{"error": "..."}``, with the status its ``ApiError`` names
+(a full queue's 503 adds ``Retry-After``); an unexpected failure is a 500 with the same shape, and
+the service keeps serving either way. Every answer, refusals by the front door included, is
+counted in ``/metrics`` by route and status.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..utils.errors import ConfigError, DataError
-from .errors import ApiError, BadRequest, NotFound, TooLarge, UnsupportedMedia
+from .errors import ApiError, BadRequest, Busy, NotFound, TooLarge, UnsupportedMedia
 from .guard import Guard
+from .review import review_budget
 from .service import Service, face_json
 from .settings import ServeSettings
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def static_dir() -> str:
@@ -39,7 +44,6 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     )
     app.state.service = service
     _errors(app)
-    _timing(app, service)
     _core_routes(app, service)
     from .api_jobs import add_job_routes, add_review_routes
     from .live import add_live_route
@@ -52,7 +56,8 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
     mimetypes.add_type("text/javascript", ".mjs")
     mimetypes.add_type("application/wasm", ".wasm")
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
-    app.add_middleware(Guard, settings=settings)
+    app.add_middleware(Guard, settings=settings, metrics=service.metrics)
+    app.add_middleware(Timed, metrics=service.metrics)  # outermost: it counts the front door's refusals too
     return app
 
 
@@ -67,14 +72,15 @@ def _lifespan(service: Service) -> Any:
     return lifespan
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status, headers=headers)
 
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return _error(exc.status, str(exc), headers)
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
@@ -99,14 +105,32 @@ def _errors(app: FastAPI) -> None:
         return _error(500, f"internal error ({type(exc).__name__})")
 
 
-def _timing(app: FastAPI, service: Service) -> None:
-    @app.middleware("http")
-    async def timed(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        service.metrics.observe(request.method, route, response.status_code, time.perf_counter() - start)
-        return response
+class Timed:
+    """Counts and times every HTTP answer by route template and status (plain ASGI: an error
+    raised while the body is read, such as a chunked upload over the limit, reaches the
+    exception handlers as itself rather than wrapped in a task group)."""
+
+    def __init__(self, app: Any, metrics: Any):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def sent(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope.get("method", "")
+            method = method if method in METHODS else "OTHER"  # a client cannot grow the label set
+            self.metrics.observe(method, route, status, time.perf_counter() - start)
 
 
 async def request_files(request: Request, max_files: int) -> list[tuple[str, bytes]]:
@@ -169,7 +193,8 @@ def _core_routes(app: FastAPI, service: Service) -> None:
         check_model(service, model)
         files = await request_files(request, 1)
         start = time.perf_counter()
-        rgb, faces = await service.predict_bytes(files[0][1], files[0][0])
+        with review_budget(service.settings.review_per_request):
+            rgb, faces = await service.predict_bytes(files[0][1], files[0][0])
         return {
             "model": service.model_name,
             "width": int(rgb.shape[1]),
@@ -188,7 +213,8 @@ def _core_routes(app: FastAPI, service: Service) -> None:
             if not data:
                 raise BadRequest(f"{name}: empty file")
         try:
-            faces = await service.classify_bytes([d for _, d in files])
+            with review_budget(service.settings.review_per_request):  # one request cannot fill the queue
+                faces = await service.classify_bytes([d for _, d in files])
         except UnsupportedMedia as exc:
             raise UnsupportedMedia(f"{exc} (one of the {len(files)} crops)") from exc
         out = []

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from .errors import Unavailable
+from .errors import Busy, Unavailable
 
 
 class MicroBatcher:
@@ -32,13 +32,15 @@ class MicroBatcher:
         max_wait_s: float = 0.005,
         max_queue: int = 256,
         enabled: bool = True,
+        retry_after_s: int = 1,
     ):
         self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
-        self.max_queue, self.enabled = max_queue, enabled
+        self.max_queue, self.enabled, self.retry_after_s = max_queue, enabled, retry_after_s
         self._queue: deque[tuple[list[np.ndarray], Future]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.calls = self.batched_requests = self.crops = 0
+        self.rejected = 0  # requests refused because the queue was full
         self._thread = threading.Thread(target=self._loop, name="micro-batcher", daemon=True)
         self._thread.start()
 
@@ -48,7 +50,8 @@ class MicroBatcher:
         return len(self._queue)
 
     def submit(self, crops: list[np.ndarray]) -> Future:
-        """Queue the crops; raises ``Unavailable`` (503) when the queue is full or closed."""
+        """Queue the crops; raises ``Busy`` (503 with Retry-After) when the queue is full,
+        ``Unavailable`` when closed."""
         fut: Future = Future()
         if not crops:
             fut.set_result(np.zeros((0, 0), np.float32))
@@ -57,7 +60,11 @@ class MicroBatcher:
             if self._closed:
                 raise Unavailable("the service is shutting down")
             if len(self._queue) >= self.max_queue:
-                raise Unavailable(f"busy: {len(self._queue)} requests are waiting for the model; retry shortly")
+                self.rejected += 1
+                raise Busy(
+                    f"busy: {len(self._queue)} requests are waiting for the model; retry in {self.retry_after_s} s",
+                    self.retry_after_s,
+                )
             self._queue.append((crops, fut))
             self._cond.notify()
         return fut

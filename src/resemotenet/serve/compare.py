@@ -43,7 +43,7 @@ def compare(service: Any) -> dict[str, Any]:
     store = service.review
     held = store.held_out()
     readable = [(label, f, c) for label, f in held if (c := _read_crop(f)) is not None]
-    out: dict[str, Any] = {"held_out": len(readable), "folder": str(store.labelled_dir / "test"), "rows": []}
+    out: dict[str, Any] = {"held_out": len(readable), "folder": "labelled/test", "rows": []}  # in the review folder
     if not readable:
         out["note"] = "no held-out faces yet: the 1st, 6th, 11th ... face labelled in each class is held out"
         return out

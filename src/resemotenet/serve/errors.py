@@ -28,3 +28,11 @@ TooLarge = _status("TooLarge", 413, "The body or the image's pixel count is over
 UnsupportedMedia = _status("UnsupportedMedia", 415, "The content is not an image (or clip) the service reads.")
 Unprocessable = _status("Unprocessable", 422, "Well-formed but unusable (a label that is not a class).")
 Unavailable = _status("Unavailable", 503, "The queue is full, or a stream does not answer.")
+
+
+class Busy(Unavailable):  # type: ignore[misc,valid-type]
+    """A full queue: 503 with ``Retry-After`` (seconds), so a client backs off instead of piling on."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,10 +1,12 @@
 """The service's front door, as plain ASGI middleware (it sees HTTP and WebSocket alike).
 
-- Host check on a loopback bind: only ``127.0.0.1``, ``localhost`` or ``[::1]`` as the Host
-  header, so a web page elsewhere cannot reach the service through DNS rebinding.
-- Origin check: a request that names an Origin must come from this service's own page (CORS
-  stays closed, and this also stops cross-site form posts and WebSocket hijacking, which CORS
-  does not cover).
+- Host check on a loopback bind: only a loopback name as the Host header (``localhost``, any
+  of 127.0.0.0/8, ``[::1]``), so a web page elsewhere cannot reach the service through DNS
+  rebinding.
+- Origin check: a request that names an Origin must come from this service's own page, or from
+  one listed in ``allow_origins`` (CORS stays closed, and this also stops cross-site form posts
+  and WebSocket hijacking, which CORS does not cover). ``Origin: null`` (a local file, a
+  sandboxed frame, a redirect) is a foreign page like any other unless it is listed.
 - Token: when set, every ``/v1/`` and ``/metrics`` request carries it (``Authorization: Bearer``
   or ``X-API-Token``), compared in constant time. The page, ``/healthz`` and the OpenAPI page
   are open: they hold no data. The live WebSocket checks the token in its first message
@@ -21,9 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import TooLarge
-from .settings import ServeSettings
+from .settings import ServeSettings, is_loopback
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 OPEN_PREFIXES = ("/static/",)
 OPEN_PATHS = frozenset({"/", "/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/favicon.ico"})
 
@@ -44,8 +45,8 @@ def _host_name(host_header: str) -> str:
 
 
 class Guard:
-    def __init__(self, app: Any, settings: ServeSettings):
-        self.app, self.settings = app, settings
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Any = None):
+        self.app, self.settings, self.metrics = app, settings, metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -53,24 +54,31 @@ class Guard:
         headers, path = _headers(scope), scope.get("path", "")
         problem = self._check(scope["type"], path, headers)
         if problem:
-            return await _refuse(scope, send, *problem)
+            self._count(problem[2])
+            return await _refuse(scope, send, *problem[:2])
         if scope["type"] == "http":
             limit = self.settings.max_clip_bytes if path == "/v1/jobs/upload" else self.settings.max_upload_bytes
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
+                self._count("body_too_large")
                 return await _refuse(
                     scope, send, 413, f"body of {int(length):,} bytes exceeds the {limit:,}-byte limit"
                 )
-            receive = _counting(receive, limit)
+            receive = _counting(receive, limit, lambda: self._count("body_too_large"))
         return await self.app(scope, receive, send)
 
-    def _check(self, kind: str, path: str, headers: dict[str, str]) -> tuple[int, str] | None:
+    def _count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refuse(reason)
+
+    def _check(self, kind: str, path: str, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        """None, or (status, message, the reason counted in /metrics)."""
         host = headers.get("host", "")
-        if self.settings.local and _host_name(host) not in LOCAL_HOSTS:
-            return 403, "this service answers only to 127.0.0.1 / localhost"
+        if self.settings.local and not is_loopback(_host_name(host)):
+            return 403, "this service answers only to loopback names (localhost, 127.0.0.0/8, [::1])", "host"
         origin = headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc.lower() != host.lower():
-            return 403, "cross-origin requests are refused"
+        if origin is not None and not self._origin_ok(origin, host):
+            return 403, f"requests from the page at {origin[:80]!r} are refused (not this service's own page)", "origin"
         if kind == "websocket" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         given = headers.get("x-api-token")
@@ -78,11 +86,21 @@ class Guard:
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
         if not token_ok(self.settings.token, given):
-            return 401, "missing or wrong API token" if given else "this service needs an API token"
+            return 401, "missing or wrong API token" if given else "this service needs an API token", "token"
         return None
 
+    def _origin_ok(self, origin: str, host: str) -> bool:
+        """The service's own page (same host and port), or an origin the settings list."""
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self.settings.allow_origins:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host.lower()
 
-def _counting(receive: Any, limit: int) -> Any:
+
+def _counting(receive: Any, limit: int, on_refuse: Any) -> Any:
+    """``receive`` that counts a body's bytes as they arrive (chunked bodies name no length) and
+    raises ``TooLarge`` (413) once they cross the limit, before the rest is read."""
     seen = 0
 
     async def wrapped() -> dict[str, Any]:
@@ -91,6 +109,7 @@ def _counting(receive: Any, limit: int) -> Any:
         if message.get("type") == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                on_refuse()
                 raise TooLarge(f"body exceeds the {limit:,}-byte limit")
         return message
 

@@ -176,7 +176,14 @@ class JobManager:
             return self._stream(int(source), "device", stride, max_frames)
         if "://" in source:
             return self._stream(check_stream_url(source), "stream", stride, max_frames)
-        return self._register(VideoSource(self._media_path(source), stride, max_frames), "file", stride)
+        path = self._media_path(source)
+        shown = path.relative_to(Path(self.service.settings.media_dir).resolve()).as_posix()  # no server path shown
+        try:
+            src = VideoSource(path, stride, max_frames)
+        except DataError as exc:
+            raise Unprocessable(str(exc).replace(str(path), shown)) from None
+        src.name = shown
+        return self._register(src, "file", stride)
 
     def _stream(self, target: str | int, kind: str, stride: int, max_frames: int | None) -> Job:
         if isinstance(target, int) and not 0 <= target < 64:

@@ -1,7 +1,8 @@
 """Prometheus text-format metrics, kept in-process (no client library needed).
 
-Requests by route and status, a latency histogram by route, faces analysed by label, and
-gauges read when scraped (queue depth, jobs running). Routes are the templates (``/v1/jobs/{id}``),
+Requests by route and status, a latency histogram by route, faces analysed by label, refusals
+by reason (a full queue, a foreign origin, an oversized body, a bad WebSocket message, a full
+review queue), and gauges read when scraped (queue depths, jobs running). Routes are the templates (``/v1/jobs/{id}``),
 never the raw paths, so a client cannot grow the label set without bound.
 """
 
@@ -21,7 +22,8 @@ class Metrics:
         self.latency: dict[str, list[int]] = {}
         self.latency_sum: Counter[str] = Counter()
         self.faces: Counter[str] = Counter()
-        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.refused: Counter[str] = Counter()
+        self.gauges: dict[str, tuple[str, Callable[[], float], str]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -35,8 +37,14 @@ class Metrics:
         with self._lock:
             self.faces.update(labels)
 
-    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        self.gauges[name] = (help_text, read)
+    def refuse(self, reason: str, n: int = 1) -> None:
+        """Count a refusal; ``reason`` is one of a fixed set of words chosen by the code, never by a client."""
+        with self._lock:
+            self.refused[reason] += n
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float], kind: str = "gauge") -> None:
+        """A value read when scraped; ``kind='counter'`` for one that only grows (kept by its owner)."""
+        self.gauges[name] = (help_text, read, kind)
 
     def render(self) -> str:
         """The exposition text (``text/plain; version=0.0.4``)."""
@@ -66,6 +74,11 @@ class Metrics:
                 "# TYPE resemotenet_faces_total counter",
             ]
             out += [f'resemotenet_faces_total{{label="{k}"}} {v}' for k, v in sorted(self.faces.items())]
-        for name, (help_text, read) in sorted(self.gauges.items()):
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read():g}"]
+            out += [
+                "# HELP resemotenet_refused_total Requests, frames and review items refused, by reason.",
+                "# TYPE resemotenet_refused_total counter",
+            ]
+            out += [f'resemotenet_refused_total{{reason="{k}"}} {v}' for k, v in sorted(self.refused.items())]
+        for name, (help_text, read, kind) in sorted(self.gauges.items()):
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {read():g}"]
         return "\n".join(out) + "\n"

@@ -3,7 +3,7 @@
 Exists only when review is switched on (``--review DIR``); it is then the one place the service
 writes face crops. Layout, so that the labelled part is a ``folder:`` dataset as it stands::
 
-    DIR/pending/<id>.jpg + <id>.json         waiting (at most ``max_pending``; the oldest go first)
+    DIR/pending/<id>.jpg + <id>.json         waiting (at most ``max_pending``; then new ones are refused)
     DIR/labelled/train/<emotion>/<id>.jpg    a person's label: fine-tune with --data folder:DIR/labelled
     DIR/labelled/test/<emotion>/<id>.jpg     every 5th face of each class (the 1st, 6th, ...): held out
     DIR/runs/<name>/best.pt, DIR/models/*    fine-tuned weights the page compares on the held-out faces
@@ -13,6 +13,11 @@ never reads ``test/`` except for its final test, and the page's before / after c
 (``compare``) scores the served model and each fine-tuned checkpoint on exactly those faces.
 "no face" deletes the crop; "skip" sends it to the back of the queue. Ids are random hex,
 checked by pattern before they touch a path.
+
+Admission, so that no caller can push a person's real faces out: a full queue refuses new crops
+(counted in ``refused``; nothing already waiting is ever evicted), and the code run inside
+``review_budget(n)`` (one HTTP request, one live frame) adds at most ``n`` crops. Answers name
+folders relative to the review folder, never by their absolute path on the server.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,18 @@ NO_FACE, SKIP = "no_face", "skip"
 PARTS = ("train", "test")
 HOLD_OUT_EVERY = 5  # the 1st, 6th, 11th, ... face labelled in a class is held out
 WEIGHT_GLOBS = ("runs/*/best.pt", "models/*.pt", "models/*.safetensors")
+_budget: ContextVar[list[int] | None] = ContextVar("review_budget", default=None)
+
+
+@contextmanager
+def review_budget(n: int) -> Iterator[None]:
+    """The code run inside (one request's handling, in its own asyncio task or thread) adds at most
+    ``n`` crops to any review queue; the rest are refused and counted as ``request_cap``."""
+    token = _budget.set([n])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 class ReviewStore:
@@ -49,7 +70,7 @@ class ReviewStore:
         for part in PARTS:
             (self.labelled_dir / part).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.dropped = 0  # pending crops removed by the retention limit
+        self.refused: Counter[str] = Counter()  # crops not queued: 'full', 'request_cap'
         self._migrate()
 
     def _migrate(self) -> None:
@@ -74,30 +95,38 @@ class ReviewStore:
             raise NotFound(f"no review item {item_id!r}")
         return self.pending_dir / f"{item_id}{suffix}"
 
-    def add(self, crop: np.ndarray, face: FaceResult, source: str) -> str:
-        """Queue one crop with the model's view of it; enforce the retention limit."""
+    def add(
+        self, crop: np.ndarray, face: FaceResult, source: str, reason: str = "uncertain", group: str | None = None
+    ) -> str | None:
+        """Queue one crop with the model's view of it: its id, or None when refused (the queue is
+        full, or the request's ``review_budget`` is spent; counted in ``refused``)."""
+        budget = _budget.get()
+        if budget is not None and budget[0] <= 0:
+            with self._lock:
+                self.refused["request_cap"] += 1
+            return None
         item_id = uuid.uuid4().hex
         ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
         meta = {
             "id": item_id,
             "source": source,
             "time": time.time(),
+            "reason": reason,
+            "group": group or source,
+            "track": face.track,
             "score": face.score,
             "top2": [[n, round(p, 4)] for n, p in ranked[:2]],
             "probabilities": {k: round(v, 4) for k, v in face.probabilities.items()},
         }
         with self._lock:
+            if self.pending_count() >= self.max_pending:
+                self.refused["full"] += 1
+                return None
             self._path(item_id, ".jpg").write_bytes(encode_jpeg(crop))
             self._path(item_id, ".json").write_text(json.dumps(meta))
-            self._retain()
+        if budget is not None:
+            budget[0] -= 1
         return item_id
-
-    def _retain(self) -> None:
-        items = self._pending_files()
-        for old in items[: max(0, len(items) - self.max_pending)]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".jpg").unlink(missing_ok=True)
-            self.dropped += 1
 
     def _pending_files(self) -> list[Path]:
         """Queue order: oldest first (modification time; 'skip' touches a file to the back)."""
@@ -105,7 +134,7 @@ class ReviewStore:
         return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def pending_count(self) -> int:
-        return len(self._pending_files())
+        return sum(1 for p in self.pending_dir.glob("*.json") if ID_PATTERN.match(p.stem))
 
     def pending(self, limit: int = 50) -> list[dict[str, Any]]:
         out = []
@@ -158,10 +187,10 @@ class ReviewStore:
             "pending": self.pending_count(),
             "labelled": labelled,
             "held_out": len(self._labelled("test")),
-            "dropped": self.dropped,
+            "refused": dict(self.refused),
             "max_pending": self.max_pending,
-            "folder": str(self.labelled_dir),
-            "runs": str(self.root / "runs"),
+            "folder": "labelled",  # relative to the review folder: no server path in an answer
+            "runs": "runs",
         }
 
     def held_out(self) -> list[tuple[str, Path]]:

@@ -283,7 +283,8 @@ async function loadReview() {
   }
   state.labels = q.labels;
   const c = q.counts, done = Object.entries(c.labelled).map(([k, v]) => `${k} ${v}`).join(", ") || "none yet";
-  $("review-counts").textContent = `${c.pending} waiting (keeps at most ${c.max_pending}), labelled: ${done} (${c.held_out} held out); folder ${c.folder}`;
+  const refused = Object.values(c.refused || {}).reduce((a, b) => a + b, 0);
+  $("review-counts").textContent = `${c.pending} waiting (at most ${c.max_pending}; ${refused} refused since start), labelled: ${done} (${c.held_out} held out) in the review folder's ${c.folder}/`;
   state.review = q.items[0] || null;
   $("review-item").hidden = !state.review;
   if (!state.review) { $("review-msg").textContent = "No uncertain faces waiting."; return; }
@@ -312,8 +313,8 @@ async function compareReview() {
   $("compare-msg").textContent = "scoring...";
   let r;
   try { r = await apiJson("/v1/review-compare"); } catch (e) { $("compare-msg").textContent = e.message; return; }
-  $("compare-command").textContent = r.train_command;
-  $("compare-msg").textContent = r.note || `${r.held_out} held-out face(s) in ${r.folder}`;
+  $("compare-command").textContent = `${r.train_command}    # run in ${r.run_in}`;
+  $("compare-msg").textContent = r.note || `${r.held_out} held-out face(s) in the review folder's ${r.folder}/`;
   const body = $("compare-table").querySelector("tbody");
   body.innerHTML = "";
   for (const row of r.rows) {

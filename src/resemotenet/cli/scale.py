@@ -16,7 +16,6 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--address", metavar="ADDR", help="join the Ray cluster at HOST:PORT (default: start Ray locally)")
     g.add_argument("--workers", type=int, metavar="N", help="actors that load the model (default: from the CPUs)")
-    g.add_argument("--force", action="store_true", help="overwrite an existing results file and its parts")
     g.add_argument(
         "--no-resume",
         dest="resume",
@@ -36,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             ("--save-annotated", args.save_annotated),
             ("--explain", args.explain),
             ("--max-frames", args.max_frames is not None),
+            ("--append", args.append),
         )
         if on
     ]
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         force=args.force,
         resume=args.resume,
+        progress=not args.no_progress,
+        verbose=args.verbose,
     )
     skipped = f", {s['skipped']} already done" if s["skipped"] else ""
     print(

@@ -100,7 +100,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_average(args: argparse.Namespace) -> int:
     """Average checkpoints of one run (SWA-style), optionally re-estimating batch norms."""
     from ..engine.averaging import average_checkpoints
+    from ..utils.io import check_output
 
+    check_output(args.output, force=args.force)  # before the statistics' data is read
     bn_split = None
     if args.bn_data:
         from ..data import load

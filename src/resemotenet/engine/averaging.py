@@ -16,6 +16,7 @@ from ..data.dataset import Split, materialize
 from ..data.transforms import preprocess_batch
 from ..models.checkpoint import average_states, model_from_state, save_model
 from ..utils.errors import ResEmoteNetError
+from ..utils.io import check_output
 
 
 def recompute_bn(
@@ -41,9 +42,7 @@ def average_checkpoints(
 ) -> dict[str, Any]:
     """Average ``paths`` into ``output`` (.safetensors or .pt); ``bn_split``'s images (at the
     checkpoints' input size, un-augmented) re-estimate the batch norms."""
-    output = Path(output)
-    if output.exists() and not force:
-        raise ResEmoteNetError(f"{output}: already exists (use --force to overwrite)")
+    output = check_output(output, force=force)
     state, meta = average_states(list(paths))
     model = model_from_state(state, meta, str(paths[-1]))
     n_bn = 0

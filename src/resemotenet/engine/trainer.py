@@ -135,29 +135,36 @@ RUN_FILES = ("last.pt", "best.pt", "results.csv", "config.yaml", "test_metrics.j
 RESUME_FREE = {"progress", "output", "eval_batch_size"}
 
 
-def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> None:
+def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> list[str]:
     """Never overwrite a finished or running run by accident, never resume a different one.
 
     Without ``resume`` a folder holding a run is refused (``force`` deletes its run files
-    first); with ``resume`` the folder must hold ``last.pt`` saved with the same settings."""
+    first); a folder holding only ``config.yaml`` (a run stopped in its first epoch: nothing to
+    lose) is started afresh. With ``resume`` the folder must hold ``last.pt`` saved with the
+    same settings. Every refusal names the flag that gets past it. Returns the files a new run
+    replaces; ``clear_run_folder`` deletes them once the data has loaded (a run refused for bad
+    data leaves the old run as it was)."""
     out = Path(cfg.output)
     present = [n for n in RUN_FILES if (out / n).exists()]
     if not resume:
-        if present and not force:
+        if present and present != ["config.yaml"] and not force:
+            how = "continue it with --resume, or " if "last.pt" in present else ""
             raise ConfigError(
-                f"{out}: holds a run ({', '.join(present)}); continue it with --resume, "
-                f"or pass --force to start over (its files are replaced), or choose another -o"
+                f"{out}: holds a run ({', '.join(present)}); {how}pass --force to start over "
+                f"(its files are replaced), or choose another -o"
             )
-        if present and force and D.is_main():
-            for n in present + [p.name for p in out.glob("epoch*.safetensors")]:
-                (out / n).unlink(missing_ok=True)
-            _remove_partial_files(out)
-        return
+        return present + [p.name for p in out.glob("epoch*.safetensors")] if present else []
     if D.is_main():
         _remove_partial_files(out)
     last = out / "last.pt"
     if not last.is_file():
-        raise ConfigError(f"{out}: nothing to resume (no last.pt); drop --resume to start a new run")
+        others = [n for n in RUN_FILES if n != "config.yaml" and (out / n).exists()]
+        how = (
+            f"start it over with --force instead of --resume (its {', '.join(others)} replaced)"
+            if others
+            else "run the same command without --resume to start it"
+        )
+        raise ConfigError(f"{out}: nothing to resume (no last.pt: no epoch finished); {how}")
     _, _, extra = load_checkpoint(last)
     try:
         saved = json.loads(extra["config"])
@@ -169,6 +176,15 @@ def check_run_folder(cfg: TrainConfig, resume: bool, force: bool = False) -> Non
             f"{out}: --resume with settings that differ from the run's ({'; '.join(changed[:4])}); "
             f"resume with the run's own settings, or start a new run in another -o"
         )
+    return []
+
+
+def clear_run_folder(out: Path, names: list[str]) -> None:
+    """Delete the files of the run a new one replaces (``check_run_folder``'s list)."""
+    for n in names:
+        (out / n).unlink(missing_ok=True)
+    if names:
+        _remove_partial_files(out)
 
 
 def _remove_partial_files(out: Path) -> list[str]:
@@ -215,7 +231,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, force: bool = False):
         self.cfg, self.resume = cfg, resume
         self.rank, self.world, self.device = D.setup()
-        check_run_folder(cfg, resume, force)
+        self.replaced = check_run_folder(cfg, resume, force)
         D.barrier()  # every rank has looked at the folder before any rank writes to it
         self.out = Path(cfg.output)
         self.main = D.is_main()
@@ -326,6 +342,7 @@ class Trainer:
         if self.resume:
             self._load_last()
         elif self.main:
+            clear_run_folder(self.out, self.replaced)  # only now: the data loaded, the model was built
             self.out.mkdir(parents=True, exist_ok=True)
             import yaml
 

@@ -31,7 +31,7 @@ from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..preprocess import FaceTransform
 from ..utils.errors import CheckpointError, ConfigError, ResEmoteNetError, extra_error
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, check_output
 from ..utils.ort import ORT_OPT_LEVELS, ort_session  # noqa: F401  (re-exported)
 
 META_KEY = "resemotenet"  # same key, same JSON as a checkpoint's metadata
@@ -206,10 +206,17 @@ def set_metadata(proto: Any, props: dict[str, str]) -> None:
         entry.key, entry.value = k, v
 
 
-def ort_logits(session: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def ort_logits(
+    session: Any, x: np.ndarray, batch_size: int = 256, desc: str = "", progress: bool = False
+) -> np.ndarray:
+    """Logits of ``x`` in batches; a progress bar named ``desc`` when ``progress``."""
+    from ..utils.progress import track
+
     name = session.get_inputs()[0].name
-    outs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs)
+    starts = range(0, len(x), batch_size)
+    if progress:
+        starts = track(starts, total=len(starts), desc=desc or "onnxruntime", unit="batch")
+    return np.concatenate([session.run(None, {name: x[i : i + batch_size]})[0] for i in starts])
 
 
 def check_inputs(images: np.ndarray | torch.Tensor, spec: PreprocessSpec, what: str = "check images") -> np.ndarray:
@@ -234,6 +241,15 @@ def parity(model: nn.Module, session: Any, x: np.ndarray) -> dict[str, Any]:
     return {"n_check": len(x), "max_abs_diff": float(np.abs(ref - got).max()), "argmax_same": same}
 
 
+def require_exporter() -> None:
+    """The exporter needs onnx and onnxscript: a missing one is named before any work."""
+    for module in ("onnx", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise extra_error(module, "export", exc) from exc
+
+
 def export_onnx(
     checkpoint_or_model: str | Path | nn.Module,
     output: str | Path,
@@ -241,22 +257,19 @@ def export_onnx(
     check_images: np.ndarray | Split | None = None,
     force: bool = False,
     check_size: int = DEFAULT_CHECK_SIZE,
+    check_name: str = "",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Export to ONNX with metadata and a dynamic batch axis; verify against torch; return a report.
 
     ``check_images``: uint8 faces or a ``Split`` for the parity check (at most ``check_size`` are
     used); None = the first ``check_size`` FER2013 PrivateTest faces when available, else
-    synthetic faces. Raises ``ExportError`` (and writes
-    nothing) when the logits differ by more than ``ATOL`` or any argmax differs.
+    synthetic faces; ``check_name`` names given faces in the report. Raises ``ExportError``
+    (and writes nothing) when the logits differ by more than ``ATOL`` or any argmax differs.
+    ``progress``: a bar over the steps (export, load, parity check).
     """
-    for module in ("onnx", "onnxscript"):  # the exporter needs both; say so before any work
-        try:
-            __import__(module)
-        except ImportError as exc:
-            raise extra_error(module, "export", exc) from exc
-    dst = Path(output)
-    if dst.exists() and not force:
-        raise ConfigError(f"{dst}: already exists (use --force to overwrite)")
+    require_exporter()
+    dst = check_output(output, force=force)
     model, meta = load_for_export(checkpoint_or_model)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     if check_images is None:
@@ -266,18 +279,23 @@ def export_onnx(
         source = f"{len(part)} faces of the {part.name} split of {part.source or 'the given data'}"
         check_images = materialize(part, spec.size, reduce_to=spec.reduce_to)
     else:
-        source = f"{len(check_images)} given faces"
+        source = check_name or f"{len(check_images)} given faces"
     x = check_inputs(check_images, spec)
     t0 = time.perf_counter()
-    with atomic_path(dst, force=True) as tmp:
+    from ..utils.progress import progress as show
+
+    with atomic_path(dst, force=True) as tmp, show(total=3, desc="export", unit="step", enabled=progress) as bar:
         exporter = _write_onnx(model, torch.from_numpy(x[:2]).clone(), tmp, opset, _metadata(meta))
+        bar.update(1)
         try:
             session = ort_session(tmp)
         except CheckpointError as exc:  # the graph just written does not load
             raise ExportError(
                 f"onnxruntime cannot load the exported graph ({str(exc).split(' (', 1)[-1][:200]}"
             ) from exc
+        bar.update(1)
         report = parity(model, session, x)
+        bar.update(1)
         del session
         if report["max_abs_diff"] > ATOL or report["argmax_same"] != report["n_check"]:
             raise ExportError(

@@ -25,7 +25,8 @@ import numpy as np
 from ..config import PreprocessSpec
 from ..data.dataset import Split
 from ..utils.errors import CheckpointError, ConfigError, DataError, extra_error, import_extra
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, check_output
+from ..utils.progress import progress as show
 from .onnx import META_KEY, check_inputs, fer2013_split, find_fer2013, ort_logits, ort_session, set_metadata
 
 DEFAULT_CALIBRATION_SIZE = 512
@@ -49,20 +50,29 @@ def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
     return proto, json.loads(props[META_KEY])
 
 
-def calibration_split(calibration: str | None) -> tuple[Split, str]:
-    """``NAME:PATH`` (or a bare FER2013 path, or None for the default FER2013) -> its validation split."""
+NO_DATA = "pass --data NAME:PATH (real faces, e.g. fer2013:path/to/fer2013.csv.gz), or --synthetic for synthetic faces"
+
+
+def data_splits(data: str | None) -> tuple[Split, Split, str, str]:
+    """(validation split, test split, their names) of ``NAME:PATH`` (read once, through the one
+    parser ``data.parse_spec``), or of FER2013 named by ``$RESEMOTENET_FER2013`` when None:
+    the validation split calibrates, the test split measures the accuracy."""
     from ..data import load, parse_spec
 
-    if calibration is None:
-        split = fer2013_split("val")
-        if split is None:
-            raise ConfigError(
-                "no calibration data: FER2013 was not found; pass --data NAME:PATH "
-                "(real validation faces, e.g. fer2013:path/to/fer2013.csv.gz)"
-            )
-        return split, f"FER2013 PublicTest ({find_fer2013()})"
-    name, root = parse_spec(calibration)
-    return load(calibration, "val"), f"{name} validation split ({root})"
+    if data is None:
+        val = fer2013_split("val")
+        if val is None:
+            raise ConfigError(f"no calibration data: FER2013 was not found; {NO_DATA}")
+        return val, fer2013_split("test"), f"FER2013 PublicTest ({find_fer2013()})", "FER2013 PrivateTest"
+    name, root = parse_spec(data)
+    splits = load(data)
+    return splits["val"], splits["test"], f"{name} validation split ({root})", f"{name} test split"
+
+
+def calibration_split(calibration: str | None) -> tuple[Split, str]:
+    """``NAME:PATH`` (or a bare FER2013 path, or None for the default FER2013) -> its validation split."""
+    val, _, name, _ = data_splits(calibration)
+    return val, name
 
 
 def calibration_inputs(
@@ -92,7 +102,7 @@ def calibration_inputs(
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _reader(x: np.ndarray, name: str, batch: int = 32) -> Any:
+def _reader(x: np.ndarray, name: str, batch: int = 32, bar: Any = None) -> Any:
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -101,6 +111,8 @@ def _reader(x: np.ndarray, name: str, batch: int = 32) -> Any:
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             i = next(self.it, None)
+            if i is not None and bar is not None:
+                bar.update(min(batch, len(x) - i))
             return None if i is None else {name: x[i : i + batch]}
 
     return Reader()
@@ -118,12 +130,18 @@ def quantize_onnx(
     calibration_size: int = DEFAULT_CALIBRATION_SIZE,
     force: bool = False,
     evaluate: bool = True,
+    check: np.ndarray | Split | None = None,
+    check_name: str = "",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Write a static QDQ int8 copy of ``model`` (per-channel 7-bit int8 weights, uint8 activations).
 
-    ``calibration``: ``NAME:PATH`` of a dataset whose validation split is used, uint8 faces, a
-    ``Split``, or None for FER2013 PublicTest. With ``evaluate`` and FER2013 present, the report
-    holds the accuracy of both files on FER2013 PrivateTest.
+    ``calibration``: ``NAME:PATH`` of a dataset whose validation split is used (its test split
+    then measures the accuracy), uint8 faces, a ``Split``, or None for FER2013 (PublicTest
+    calibrates, PrivateTest measures). With ``evaluate`` the report holds how often both files
+    agree on ``check`` (faces, or a split whose labels then give the accuracy of both; default:
+    the test split that goes with ``calibration``, FER2013 PrivateTest when present for given
+    faces). ``check_name`` names given ``check`` faces in the report.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -133,24 +151,30 @@ def quantize_onnx(
     src = Path(model)
     dst = Path(output) if output else src.with_name(src.stem + ".int8.onnx")
     proto, meta = read_meta(src)
-    if dst.exists() and not force:
-        raise ConfigError(f"{dst}: already exists (use --force to overwrite)")
+    check_output(dst, force=force)
     if calibration_size < 1:
         raise ConfigError(f"calibration_size must be >= 1, got {calibration_size}")
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     if isinstance(calibration, (str, type(None))):
-        calibration, cal_source = calibration_split(calibration)
+        calibration, test, cal_source, test_name = data_splits(calibration)
+        if check is None:
+            check, check_name = test, check_name or test_name
     else:
         cal_source = f"{len(calibration)} given faces"
     x = calibration_inputs(calibration, spec, _input_shape(proto, spec), calibration_size)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="resemotenet-quant-") as work, atomic_path(dst, force=True) as tmp:
+    bar = show(total=len(x), desc="calibration", unit="face", enabled=progress)
+    with (
+        tempfile.TemporaryDirectory(prefix="resemotenet-quant-") as work,
+        atomic_path(dst, force=True) as tmp,
+        bar,
+    ):
         pre = Path(work) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
         quantize_static(
             str(pre),
             str(Path(work) / "int8.onnx"),
-            _reader(x, proto.graph.input[0].name),
+            _reader(x, proto.graph.input[0].name, bar=bar),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             reduce_range=True,
@@ -168,7 +192,9 @@ def quantize_onnx(
         "calibration_size": len(x),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    if evaluate:
+    if evaluate and check is not None:
+        report.update(compare_models(src, dst, meta, check, check_name or f"{len(check)} given faces", progress))
+    elif evaluate:
         report.update(accuracy_on_fer2013(src, dst, meta))
     return report
 
@@ -189,6 +215,35 @@ def _copy_metadata(src_proto: Any, quantized: Path, dst: Path, n: int, source: s
     onnx.save(q, str(dst))
 
 
+def compare_models(
+    fp32: str | Path,
+    int8: str | Path,
+    meta: dict[str, Any],
+    faces: np.ndarray | Split,
+    name: str,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """How often both files agree on ``faces``, and the accuracy of each when ``faces`` is a
+    split labelled in the model's label order (``check_source`` names the faces)."""
+    from ..data.dataset import materialize
+
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    labels = None
+    if isinstance(faces, Split):
+        if tuple(meta["labels"]) == tuple(faces.label_names):
+            labels = faces.labels
+        faces = materialize(faces, spec.size, gray=spec.channels == 1, reduce_to=spec.reduce_to)
+    x = check_inputs(faces, spec, "check faces")
+    a = ort_logits(ort_session(fp32), x, desc="accuracy check, fp32", progress=progress).argmax(1)
+    b = ort_logits(ort_session(int8), x, desc="accuracy check, int8", progress=progress).argmax(1)
+    out: dict[str, Any] = {"agreement": float((a == b).mean()), "accuracy_n": len(x), "check_source": name}
+    if labels is None:
+        out["accuracy_note"] = f"{name}: no labels in the model's order; accuracy not measured"
+        return out
+    out.update(accuracy_before=float((a == labels).mean()), accuracy_after=float((b == labels).mean()))
+    return out
+
+
 def accuracy_on_fer2013(fp32: str | Path, int8: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Accuracy of both files on FER2013 PrivateTest, and how often they agree (when present)."""
     test = fer2013_split("test")
@@ -204,4 +259,5 @@ def accuracy_on_fer2013(fp32: str | Path, int8: str | Path, meta: dict[str, Any]
         "accuracy_after": float((b == test.labels).mean()),
         "agreement": float((a == b).mean()),
         "accuracy_n": len(test),
+        "check_source": "FER2013 PrivateTest",
     }

@@ -21,6 +21,11 @@ class OutputError(ResEmoteNetError):
     """A result or model file could not be written (full disk, no permission): the run stops."""
 
 
+class OutputExistsError(ConfigError):
+    """An output is already there and the command was not told to replace it (``--force``) or
+    add to it (``--append``); nothing was written. ``utils.io.check_output`` words it."""
+
+
 class MissingExtraError(ResEmoteNetError):
     """An optional dependency is not installed."""
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...labels import EMOTIONS7
 from ...utils.errors import DataError
-from ...utils.io import cache_arrays, cache_dir
+from ...utils.io import cache_arrays, cache_dir, load_cached
 from ..dataset import Split
 from .folder import class_files
 
@@ -72,8 +72,8 @@ def _images(root: Path, files: list[Path]) -> np.ndarray:
     stats = [(f.relative_to(root).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     key = hashlib.sha256(json.dumps([str(root.resolve()), stats]).encode()).hexdigest()[:20]
     cached = cache_dir() / f"fer2013-folder-{key}.npy"
-    if cached.is_file():
-        return np.load(cached)
+    if (images := load_cached(cached)) is not None:  # a damaged cache file is dropped and rebuilt
+        return images
     images = np.stack([_decode(f) for f in files]) if files else np.zeros((0, SIDE, SIDE), np.uint8)
     cache_arrays(cached, array=images)
     return images

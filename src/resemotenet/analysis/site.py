@@ -44,6 +44,8 @@ from ..utils.errors import ConfigError, DataError, OutputExistsError
 from .calibration import fit_temperature, recommend_threshold
 from .intervals import bootstrap_accuracy, bootstrap_recall, more_needed, paired_difference, verdict
 
+MIN_GROUPS = 5
+TOO_FEW = "too few held-out groups to decide"
 REPORT = "report.json"
 WEIGHTS = "model.safetensors"
 
@@ -88,8 +90,14 @@ def compare(
     n_boot: int = 2000,
     seed: int = 0,
     half_width: float = 0.05,
+    uncertain_share: float | None = None,
 ) -> dict[str, Any]:
-    """The before/after of two models' probabilities on the same held-out faces, by group."""
+    """The before/after of two models' probabilities on the same held-out faces, by group.
+
+    ``uncertain_share``: the share of all faces the site saw that the base model was unsure of
+    (the review sampler counts it). With it, ``site_estimate`` weights the uncertain faces and
+    the audit sample of confident faces by their shares of the traffic: the site's accuracy
+    without the bias of a queue made mostly of hard faces."""
     ok_a, ok_b = base_probs.argmax(1) == y, new_probs.argmax(1) == y
     unsure = base_probs.max(1) < base_threshold
     out: dict[str, Any] = {"faces": int(len(y)), "groups": int(len(set(groups.tolist())))}
@@ -111,10 +119,33 @@ def compare(
     for key, probs in (("recall_before", base_probs), ("recall_after", new_probs)):
         rec = bootstrap_recall(y, probs.argmax(1), groups, n_boot=n_boot, seed=seed)
         out[key] = {labels[c]: iv.to_dict() for c, iv in rec.items()}
+    if uncertain_share is not None:
+        out["site_estimate"] = {k: stratified(out, k, uncertain_share) for k in ("before", "after")}
     out["verdict"] = out["all"]["verdict"]
+    if out["groups"] < MIN_GROUPS:  # a bootstrap over 1-4 groups cannot show how much people differ
+        out["verdict"] = TOO_FEW
+        out["note"] = (
+            f"only {out['groups']} held-out group(s): intervals over fewer than {MIN_GROUPS} groups understate the uncertainty; label more people"
+        )
     regress = out["confident"]
     out["regression_on_confident"] = bool(regress.get("faces") and regress["verdict"] == "worse")
     return out
+
+
+def stratified(out: dict[str, Any], key: str, share: float) -> dict[str, float] | None:
+    """``share`` x accuracy on uncertain faces + (1 - ``share``) x accuracy on confident ones, with
+    a normal-approximation interval from the two strata's bootstrap intervals (independent
+    strata); None when a stratum has no held-out faces."""
+    unc, conf = out["uncertain"], out["confident"]
+    if not unc.get("faces") or not conf.get("faces"):
+        return None
+    est = share * unc[key]["estimate"] + (1 - share) * conf[key]["estimate"]
+    half = ((share * _half(unc[key])) ** 2 + ((1 - share) * _half(conf[key])) ** 2) ** 0.5
+    return {"estimate": est, "low": max(0.0, est - half), "high": min(1.0, est + half), "uncertain_share": share}
+
+
+def _half(iv: dict[str, float]) -> float:
+    return (iv["high"] - iv["low"]) / 2
 
 
 def finetune(
@@ -127,6 +158,7 @@ def finetune(
     val_fraction: float = 0.2,
     test_fraction: float = 0.25,
     target_accuracy: float = 0.9,
+    uncertain_share: float | None = None,
     force: bool = False,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
@@ -170,7 +202,16 @@ def finetune(
         "history": history,
         "temperature": temperature,
         "threshold": threshold,
-        "held_out": compare(base_probs, new_probs, test.labels, _groups(test), tuple(card.labels), base_threshold),
+        "held_out": compare(
+            base_probs,
+            new_probs,
+            test.labels,
+            _groups(test),
+            tuple(card.labels),
+            base_threshold,
+            seed=recipe.seed,
+            uncertain_share=uncertain_share,
+        ),
     }
     after = report["held_out"]["all"]["after"]["estimate"]
     new_card = new_card.with_(

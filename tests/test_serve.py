@@ -325,12 +325,24 @@ def test_review_queue_label_export_and_retention(client, dirs):
     assert img.status_code == 200 and img.content[:3] == b"\xff\xd8\xff"
     assert "not a class" in _error(client.post(f"/v1/review/{item['id']}", json={"label": "joyful"}), 422)
     assert client.post(f"/v1/review/{item['id']}", json={"label": "happy"}).json()["label"] == "happy"
-    _error(client.post(f"/v1/review/{item['id']}", json={"label": "happy"}), 404)  # already labelled
-    # the first face of a class is held out (labelled/test/), so no fine-tune trains on it
-    assert (dirs["review"] / "labelled" / "test" / "happy" / f"{item['id']}.jpg").is_file()
+    again = client.post(f"/v1/review/{item['id']}", json={"label": "sad"})
+    assert "already labelled 'happy'; undo it first" in _error(again, 409)
+    _error(client.post("/v1/review/" + "0" * 32, json={"label": "happy"}), 404)  # unknown
+    # undo: pending again and first in the queue; undoing a pending face is a conflict
+    assert client.post(f"/v1/review/{item['id']}/undo").json() == {
+        "id": item["id"],
+        "undone": "happy",
+        "state": "pending",
+    }
+    assert client.get("/v1/review").json()["items"][0]["id"] == item["id"]
+    assert "no label to undo" in _error(client.post(f"/v1/review/{item['id']}/undo"), 409)
+    assert client.post(f"/v1/review/{item['id']}", json={"label": "happy"}).json()["part"] == "test"
+    # the first group to get a label is held out (all its faces), so no fine-tune trains on it
+    assert (dirs["review"] / "review.sqlite3").is_file() and (dirs["review"] / "crops" / f"{item['id']}.jpg").is_file()
     names = zipfile.ZipFile(io.BytesIO(client.get("/v1/review-export").content)).namelist()
-    assert f"test/happy/{item['id']}.jpg" in names
-    assert client.get("/v1/review").json()["counts"]["held_out"] == 1
+    assert f"test/happy/{item['id']}.jpg" in names and "groups.csv" in names
+    counts = client.get("/v1/review").json()["counts"]
+    assert counts["held_out"] == 1 and counts["per_class"]["happy"] == {"train": 0, "test": 1}
 
     second = client.get("/v1/review").json()["items"][0]
     cam = client.get(f"/v1/review/{second['id']}/explain")
@@ -351,25 +363,8 @@ def test_review_queue_label_export_and_retention(client, dirs):
     assert same["model"] == "models/same.safetensors" and same["accuracy"] == served["accuracy"]
     assert broken["model"] == "models/broken.pt" and broken["error"]
     assert r["folder"] == "labelled/test" and str(dirs["review"]) not in json.dumps(r)  # no server path
-
-
-def test_review_store_holds_out_every_fifth_face_per_class_and_migrates_the_flat_layout(tmp_path):
-    from resemotenet.inference.results import FaceResult
-    from resemotenet.serve.review import ReviewStore
-
-    labels = ("angry", "happy")
-    flat = tmp_path / "labelled" / "happy"
-    flat.mkdir(parents=True)
-    (flat / ("a" * 32 + ".jpg")).write_bytes(b"old")  # an older layout's crop
-    store = ReviewStore(tmp_path, labels)
-    assert (tmp_path / "labelled" / "test" / "happy" / ("a" * 32 + ".jpg")).is_file() and not flat.exists()
-    face = FaceResult("x", 0, 0.0, (0, 0, 8, 8), "uncertain", 0.4, {"angry": 0.4, "happy": 0.6}, None, None)
-    parts = []
-    for _ in range(10):
-        item = store.add(np.zeros((8, 8, 3), np.uint8), face, "x")
-        parts.append(store.label(item, "angry")["part"])
-    assert parts == ["test"] + ["train"] * 4 + ["test"] + ["train"] * 4
-    assert store.counts()["labelled"] == {"angry": 10, "happy": 1} and store.counts()["held_out"] == 3
+    groups = (dirs["review"] / "labelled" / "groups.csv").read_text().splitlines()  # the folder the command names
+    assert groups[0] == "file,group" and groups[1].startswith(f"test/happy/{item['id']}.jpg,")
 
 
 def test_live_websocket_answers_frames_with_tracked_faces(server):

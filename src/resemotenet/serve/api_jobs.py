@@ -114,6 +114,10 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     async def label(item_id: str, body: ReviewLabel) -> dict[str, Any]:
         return _store(service).label(item_id, body.label)
 
+    @app.post("/v1/review/{item_id}/undo", summary="Put a face's last label back: pending again, first in the queue")
+    async def undo(item_id: str) -> dict[str, Any]:
+        return _store(service).undo(item_id)
+
     @app.get("/v1/review/{item_id}/explain", summary="Grad-CAM heat map over a pending face (PNG)")
     async def explain(item_id: str) -> Response:
         store = _store(service)
@@ -125,7 +129,8 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
     async def compare() -> dict[str, Any]:
         from .compare import compare as run_compare
 
-        _store(service)
+        store = _store(service)
+        await asyncio.get_running_loop().run_in_executor(None, store.materialize_folder)  # labelled/, as named below
         model = service.settings.model
         shown = model if model.isidentifier() else "SERVED_MODEL"  # a shipped name as is; a path stays on the server
         return await asyncio.get_running_loop().run_in_executor(None, run_compare, service) | {

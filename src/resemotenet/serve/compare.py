@@ -1,9 +1,9 @@
 """Before / after on the reviewed faces: the served model and every fine-tuned checkpoint in the
 review folder (``ReviewStore.weights``), scored on the held-out part of the faces a person
-labelled (``labelled/test/``, never trained on). Checkpoints load with ``weights_only``
-(``models.load_model``); a file that does not load is reported on its row, not raised.
-A checkpoint's row is kept until its file (size, mtime) or the held-out set changes, so the page
-can ask again freely.
+labelled (whole groups, never trained on; ``labelled/test/`` of the dataset the store writes).
+Checkpoints load with ``weights_only`` (``models.load_model``); a file that does not load is
+reported on its row, not raised. A checkpoint's row is kept until its file (size, mtime) or the
+held-out set changes, so the page can ask again freely.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def compare(service: Any) -> dict[str, Any]:
     readable = [(label, f, c) for label, f in held if (c := _read_crop(f)) is not None]
     out: dict[str, Any] = {"held_out": len(readable), "folder": "labelled/test", "rows": []}  # in the review folder
     if not readable:
-        out["note"] = "no held-out faces yet: the 1st, 6th, 11th ... face labelled in each class is held out"
+        out["note"] = "no held-out faces yet: the 1st, 6th, 11th ... group to get a label is held out, all its faces"
         return out
     truth, crops = [r[0] for r in readable], [r[2] for r in readable]
     key_faces = tuple(str(r[1]) for r in readable)

@@ -26,6 +26,7 @@ Forbidden = _status("Forbidden", 403, "A cross-origin request, or a path outside
 NotFound = _status("NotFound", 404, "An unknown model, job or review item.")
 TooLarge = _status("TooLarge", 413, "The body or the image's pixel count is over the limit.")
 UnsupportedMedia = _status("UnsupportedMedia", 415, "The content is not an image (or clip) the service reads.")
+Conflict = _status("Conflict", 409, "The item is not in the state the request needs (labelled twice, nothing to undo).")
 Unprocessable = _status("Unprocessable", 422, "Well-formed but unusable (a label that is not a class).")
 Unavailable = _status("Unavailable", 503, "The queue is full, or a stream does not answer.")
 

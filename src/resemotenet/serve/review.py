@@ -1,18 +1,23 @@
-"""The review queue: face crops the model was unsure of, waiting for a person's label.
+"""The review queue: face crops the review policy picked, waiting for a person's label.
 
 Exists only when review is switched on (``--review DIR``); it is then the one place the service
-writes face crops. Layout, so that the labelled part is a ``folder:`` dataset as it stands::
+writes face crops. Everything lives in that folder::
 
-    DIR/pending/<id>.jpg + <id>.json         waiting (at most ``max_pending``; then new ones are refused)
-    DIR/labelled/train/<emotion>/<id>.jpg    a person's label: fine-tune with --data folder:DIR/labelled
-    DIR/labelled/test/<emotion>/<id>.jpg     every 5th face of each class (the 1st, 6th, ...): held out
-    DIR/runs/<name>/best.pt, DIR/models/*    fine-tuned weights the page compares on the held-out faces
+    DIR/review.sqlite3        every item: source, track, group, capture time, why it was queued
+                              ('uncertain' or 'audit'), the model's score, top-2 and probabilities,
+                              its state (pending, labelled, no_face), label and held-out part
+    DIR/crops/<id>.jpg        each item's crop, written before its row commits (``store``)
+    DIR/labelled/             the labelled faces as a ``folder:`` dataset with ``groups.csv``,
+                              written on request (``materialize_folder``)
+    DIR/runs/<name>/best.pt, DIR/models/*    fine-tuned weights the page compares on held-out faces
 
-The held-out part is fixed when a face is labelled, so no later run trains on it: the trainer
-never reads ``test/`` except for its final test, and the page's before / after comparison
-(``compare``) scores the served model and each fine-tuned checkpoint on exactly those faces.
-"no face" deletes the crop; "skip" sends it to the back of the queue. Ids are random hex,
-checked by pattern before they touch a path.
+Held out by GROUP, never face by face: a group (one tracked face, or one source's capture day) gets
+its part when its first face is labelled, the 1st, 6th, 11th ... group is held out (``test``),
+and every later face of that group follows it. A face that trained a model can therefore never
+stand for a held-out one of the same person. "no face" and "skip" are answers too; ``undo`` puts
+an item's last label back, the item first in the queue. Ids are random hex, checked by pattern
+before they reach a query or a path. A folder of an earlier version (``pending/``, ``labelled/``)
+is moved into the database on first start.
 
 Admission, so that no caller can push a person's real faces out: a full queue refuses new crops
 (counted in ``refused``; nothing already waiting is ever evicted), and the code run inside
@@ -22,10 +27,12 @@ folders relative to the review folder, never by their absolute path on the serve
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -35,20 +42,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..inference.results import FaceResult
-from .errors import NotFound, Unprocessable
+from ..utils.errors import ConfigError
+from .errors import Conflict, NotFound, Unavailable, Unprocessable
 from .imaging import encode_jpeg
+from .store import PARTS, Database
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 NO_FACE, SKIP = "no_face", "skip"
-PARTS = ("train", "test")
-HOLD_OUT_EVERY = 5  # the 1st, 6th, 11th, ... face labelled in a class is held out
+REASONS = ("uncertain", "audit")
 WEIGHT_GLOBS = ("runs/*/best.pt", "models/*.pt", "models/*.safetensors")
+DATASET_MARK = ".resemotenet-review-dataset"  # in a folder materialize_folder wrote (and may replace)
 _budget: ContextVar[list[int] | None] = ContextVar("review_budget", default=None)
+
+
+class LabelledFace(NamedTuple):
+    label: str
+    path: Path
+    group: str
+    reason: str
 
 
 @contextmanager
@@ -65,146 +81,276 @@ def review_budget(n: int) -> Iterator[None]:
 class ReviewStore:
     def __init__(self, directory: str | Path, labels: tuple[str, ...], max_pending: int = 2000):
         self.root, self.labels, self.max_pending = Path(directory), tuple(labels), max_pending
-        self.pending_dir, self.labelled_dir = self.root / "pending", self.root / "labelled"
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        for part in PARTS:
-            (self.labelled_dir / part).mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.refused: Counter[str] = Counter()  # crops not queued: 'full', 'request_cap'
-        self._migrate()
+        self.refused: Counter[str] = Counter()  # crops not queued: 'full', 'request_cap', 'write_error'
+        for leftover in (*self.root.glob(".labelled.tmp-*"), *self.root.glob(".labelled.old-*")):
+            shutil.rmtree(leftover, ignore_errors=True)  # a materialize_folder cut short
+        self.db = Database(self.root)
+        try:
+            self.migrated = self.db.migrate(self.labels, lambda s: bool(ID_PATTERN.match(s)))
+            self.swept = self.db.sweep()  # what the last run left half-done: counted in counts()
+        except BaseException:
+            self.db.close()
+            raise
 
-    def _migrate(self) -> None:
-        """Class folders straight under ``labelled/`` (an older layout) move into train/ and test/."""
-        for d in sorted(self.labelled_dir.iterdir()):
-            if d.is_dir() and d.name in self.labels:
-                for f in sorted(d.glob("*.jpg")):
-                    dst = self.labelled_dir / self._next_part(d.name) / d.name
-                    dst.mkdir(exist_ok=True)
-                    f.replace(dst / f.name)
-                if not any(d.iterdir()):
-                    d.rmdir()
+    def close(self) -> None:
+        self.db.close()
 
-    def _class_count(self, label: str) -> int:
-        return sum(1 for part in PARTS for _ in (self.labelled_dir / part / label).glob("*.jpg"))
-
-    def _next_part(self, label: str) -> str:
-        return "test" if self._class_count(label) % HOLD_OUT_EVERY == 0 else "train"
-
-    def _path(self, item_id: str, suffix: str) -> Path:
+    def _check_id(self, item_id: str) -> None:
         if not ID_PATTERN.match(item_id):
             raise NotFound(f"no review item {item_id!r}")
-        return self.pending_dir / f"{item_id}{suffix}"
 
     def add(
-        self, crop: np.ndarray, face: FaceResult, source: str, reason: str = "uncertain", group: str | None = None
+        self,
+        crop: np.ndarray,
+        face: FaceResult,
+        source: str,
+        reason: str = "uncertain",
+        group: str | None = None,
+        captured: float | None = None,
     ) -> str | None:
         """Queue one crop with the model's view of it: its id, or None when refused (the queue is
-        full, or the request's ``review_budget`` is spent; counted in ``refused``)."""
+        full, the request's ``review_budget`` is spent, or the disk refused the write; counted in
+        ``refused``). ``captured``: when the face was seen (default now)."""
         budget = _budget.get()
         if budget is not None and budget[0] <= 0:
             with self._lock:
                 self.refused["request_cap"] += 1
             return None
-        item_id = uuid.uuid4().hex
         ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
-        meta = {
-            "id": item_id,
+        row = {
+            "id": uuid.uuid4().hex,
             "source": source,
-            "time": time.time(),
-            "reason": reason,
-            "group": group or source,
             "track": face.track,
-            "score": face.score,
-            "top2": [[n, round(p, 4)] for n, p in ranked[:2]],
-            "probabilities": {k: round(v, 4) for k, v in face.probabilities.items()},
+            "grp": group or source,
+            "captured": time.time() if captured is None else float(captured),
+            "reason": reason if reason in REASONS else "uncertain",
+            "score": float(face.score),
+            "top2": json.dumps([[n, round(p, 4)] for n, p in ranked[:2]]),
+            "probabilities": json.dumps({k: round(v, 4) for k, v in face.probabilities.items()}),
         }
-        with self._lock:
+        data = encode_jpeg(crop)
+        with self._lock:  # the check and the insert as one step: the queue never exceeds its bound
             if self.pending_count() >= self.max_pending:
                 self.refused["full"] += 1
                 return None
-            self._path(item_id, ".jpg").write_bytes(encode_jpeg(crop))
-            self._path(item_id, ".json").write_text(json.dumps(meta))
+            try:
+                self.db.insert(row, data)
+            except (OSError, Unavailable):  # a full disk: the face is not queued, the request goes on
+                self.refused["write_error"] += 1
+                return None
         if budget is not None:
             budget[0] -= 1
-        return item_id
-
-    def _pending_files(self) -> list[Path]:
-        """Queue order: oldest first (modification time; 'skip' touches a file to the back)."""
-        files = [p for p in self.pending_dir.glob("*.json") if ID_PATTERN.match(p.stem)]
-        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return row["id"]
 
     def pending_count(self) -> int:
-        return sum(1 for p in self.pending_dir.glob("*.json") if ID_PATTERN.match(p.stem))
+        return int(self.db.scalar("SELECT COUNT(*) FROM items WHERE state = 'pending' AND crop_missing = 0"))
 
     def pending(self, limit: int = 50) -> list[dict[str, Any]]:
-        out = []
-        for p in self._pending_files()[:limit]:
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, ValueError):
-                continue  # labelled or dropped meanwhile
-        return out
+        """The queue, first to label first."""
+        rows = self.db.query(
+            "SELECT * FROM items WHERE state = 'pending' AND crop_missing = 0 ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [_item(r) for r in rows]
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """One item in any state (its label and part once labelled)."""
+        self._check_id(item_id)
+        rows = self.db.query("SELECT * FROM items WHERE id = ?", (item_id,))
+        if not rows:
+            raise NotFound(f"no review item {item_id!r}")
+        return _item(rows[0])
 
     def image(self, item_id: str) -> bytes:
-        path = self._path(item_id, ".jpg")
-        if not path.is_file():
+        self._check_id(item_id)
+        row = self.db.query("SELECT crop_missing FROM items WHERE id = ?", (item_id,))
+        if not row or row[0][0]:
             raise NotFound(f"no review item {item_id!r}")
-        return path.read_bytes()
+        try:
+            return self.db.crop_path(item_id).read_bytes()
+        except OSError:  # removed behind the service's back: the item leaves the queue
+            self.db.mark_missing(item_id)
+            raise NotFound(f"the crop of review item {item_id!r} is gone; the item left the queue") from None
 
     def label(self, item_id: str, label: str) -> dict[str, Any]:
-        """Assign a label (a class name, 'no_face' or 'skip') to a pending crop."""
+        """Answer a pending item: a class name (the item's group decides its part), 'no_face', or
+        'skip' (to the back of the queue). An unknown item is NotFound (404); one already answered
+        is a Conflict (409) that names its label: ``undo`` first to change it."""
         if label not in self.labels and label not in (NO_FACE, SKIP):
             raise Unprocessable(f"label {label!r} is not a class; valid: {', '.join(self.labels)}, {NO_FACE}, {SKIP}")
-        jpg, meta = self._path(item_id, ".jpg"), self._path(item_id, ".json")
-        with self._lock:
-            if not meta.is_file():
-                raise NotFound(f"no pending review item {item_id!r}")
+        self._check_id(item_id)
+        with self.db.write() as c:
+            row = c.execute("SELECT state, label, grp, crop_missing FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None or row["crop_missing"]:
+                raise NotFound(f"no review item {item_id!r}" + (" (its crop is gone)" if row else ""))
+            if row["state"] != "pending":
+                was = row["label"] if row["state"] == "labelled" else NO_FACE
+                raise Conflict(f"review item {item_id} is already labelled {was!r}; undo it first to change it")
             if label == SKIP:
-                now = time.time_ns()
-                os.utime(meta, ns=(now, now))
+                c.execute("UPDATE items SET seq = (SELECT MAX(seq) + 1 FROM items) WHERE id = ?", (item_id,))
                 return {"id": item_id, "label": SKIP}
-            out = {"id": item_id, "label": label}
+            out: dict[str, Any] = {"id": item_id, "label": label, "group": row["grp"]}
             if label == NO_FACE:
-                jpg.unlink(missing_ok=True)
-            else:
-                out["part"] = part = self._next_part(label)
-                dst = self.labelled_dir / part / label
-                dst.mkdir(exist_ok=True)
-                jpg.replace(dst / jpg.name)
-            meta.unlink(missing_ok=True)
+                c.execute(
+                    "UPDATE items SET state = 'no_face', labelled_at = ? WHERE id = ?",
+                    (time.time(), item_id),
+                )
+                return out
+            out["part"] = part = Database.group_part(c, row["grp"])
+            c.execute(
+                "UPDATE items SET state = 'labelled', label = ?, labelled_at = ?, part = ? WHERE id = ?",
+                (label, time.time(), part, item_id),
+            )
         return out
 
-    def _labelled(self, part: str) -> list[tuple[str, Path]]:
-        """(class, crop) of one part, in a stable order."""
-        out = []
-        for label in self.labels:
-            out.extend((label, f) for f in sorted((self.labelled_dir / part / label).glob("*.jpg")))
-        return out
+    def undo(self, item_id: str) -> dict[str, Any]:
+        """Put an item's last answer (a class or 'no_face') back: pending again, first in the queue.
+        Its group keeps its part, so a relabel cannot move a held-out face into training."""
+        self._check_id(item_id)
+        with self.db.write() as c:
+            row = c.execute("SELECT state, label FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no review item {item_id!r}")
+            if row["state"] == "pending":
+                raise Conflict(f"review item {item_id} has no label to undo")
+            c.execute(
+                "UPDATE items SET state = 'pending', label = NULL, labelled_at = NULL, part = NULL, "
+                "seq = (SELECT MIN(seq) - 1 FROM items) WHERE id = ?",
+                (item_id,),
+            )
+        return {"id": item_id, "undone": row["label"] if row["state"] == "labelled" else NO_FACE, "state": "pending"}
+
+    def labelled(self, part: str) -> list[LabelledFace]:
+        """(label, crop path, group, reason) of one part's faces, class by class in a stable order."""
+        if part not in PARTS:
+            raise ConfigError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+        rows = self.db.query(
+            "SELECT id, label, grp, reason FROM items WHERE state = 'labelled' AND crop_missing = 0 AND part = ? "
+            "ORDER BY id",
+            (part,),
+        )
+        order = {name: i for i, name in enumerate(self.labels)}
+        faces = [LabelledFace(r["label"], self.db.crop_path(r["id"]), r["grp"], r["reason"]) for r in rows]
+        return sorted(faces, key=lambda f: (order.get(f.label, len(order)), f.label))
+
+    def held_out(self) -> list[tuple[str, Path]]:
+        return [(f.label, f.path) for f in self.labelled("test")]
 
     def counts(self) -> dict[str, Any]:
-        labelled = {label: n for label in self.labels if (n := self._class_count(label))}
+        per_class = {label: {"train": 0, "test": 0} for label in self.labels}
+        by_reason: Counter[str] = Counter()
+        rows = self.db.query(
+            "SELECT label, part, reason, COUNT(*) FROM items WHERE state = 'labelled' AND crop_missing = 0 "
+            "GROUP BY label, part, reason"
+        )
+        for label, part, reason, n in rows:
+            per_class.setdefault(label, {"train": 0, "test": 0})[part] += n
+            by_reason[reason] += n
+        states = dict(self.db.query("SELECT state, COUNT(*) FROM items GROUP BY state"))
+        groups = dict(self.db.query("SELECT part, COUNT(*) FROM groups GROUP BY part"))
         return {
             "pending": self.pending_count(),
-            "labelled": labelled,
-            "held_out": len(self._labelled("test")),
+            "labelled": {k: v["train"] + v["test"] for k, v in per_class.items() if v["train"] + v["test"]},
+            "per_class": per_class,
+            "held_out": sum(v["test"] for v in per_class.values()),
+            "groups": {p: groups.get(p, 0) for p in PARTS},
+            "by_reason": {r: by_reason[r] for r in REASONS},
+            "no_face": states.get("no_face", 0),
+            "missing_crops": int(self.db.scalar("SELECT COUNT(*) FROM items WHERE crop_missing = 1")),
+            "swept": dict(self.swept),
             "refused": dict(self.refused),
             "max_pending": self.max_pending,
             "folder": "labelled",  # relative to the review folder: no server path in an answer
             "runs": "runs",
         }
 
-    def held_out(self) -> list[tuple[str, Path]]:
-        return self._labelled("test")
-
     def weights(self) -> list[Path]:
         """Fine-tuned checkpoints inside the review folder (never a path taken from a request)."""
         return sorted({p for pattern in WEIGHT_GLOBS for p in self.root.glob(pattern) if p.is_file()})
 
+    # ---- the labelled faces as a folder: dataset ------------------------------------------------
+
+    def _dataset(self) -> Iterator[tuple[str, Path, str]]:
+        """(name in the dataset, crop, group) of every labelled face whose crop is there."""
+        for part in PARTS:
+            for face in self.labelled(part):
+                if face.path.is_file():
+                    yield f"{part}/{face.label}/{face.path.name}", face.path, face.group
+                else:
+                    self.db.mark_missing(face.path.stem)
+
     def export_zip(self) -> bytes:
-        """The labelled crops as a zip laid out as a ``folder:`` dataset (``train|test/<emotion>/<id>.jpg``)."""
-        buf = io.BytesIO()
+        """The labelled crops as a zip laid out as a ``folder:`` dataset: ``train|test/<emotion>/<id>.jpg``
+        and ``groups.csv`` (``file,group``), so every split made from it keeps a group together."""
+        buf, rows = io.BytesIO(), []
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            for part in PARTS:
-                for label, f in self._labelled(part):
-                    zf.write(f, f"{part}/{label}/{f.name}")
+            for name, path, group in self._dataset():
+                try:
+                    zf.writestr(name, path.read_bytes())
+                except OSError:
+                    continue  # gone since the query: left out, marked by the next start's sweep
+                rows.append((name, group))
+            zf.writestr("groups.csv", _groups_csv(rows))
         return buf.getvalue()
+
+    def materialize_folder(self, dst: str | Path | None = None) -> dict[str, Any]:
+        """Write the labelled faces to ``dst`` (default ``DIR/labelled``) as a ``folder:`` dataset with
+        ``groups.csv``: built beside it under a temporary name, then swapped in, so a reader sees the
+        old dataset or the new one, never half. Crops are hard links where the disk allows.
+        ``dst`` may be missing, empty, or a folder this method wrote before; anything else is refused."""
+        dst = Path(dst) if dst is not None else self.root / "labelled"
+        if dst.exists() and not (dst / DATASET_MARK).is_file() and (not dst.is_dir() or any(dst.iterdir())):
+            raise ConfigError(f"{dst}: exists and is not a dataset the review store wrote; give another folder")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
+        rows, parts = [], Counter()
+        try:
+            for name, path, group in self._dataset():
+                out = tmp / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, out)
+                except OSError:
+                    shutil.copyfile(path, out)
+                rows.append((name, group))
+                parts[name.split("/", 1)[0]] += 1
+            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / "groups.csv").write_text(_groups_csv(rows))
+            (tmp / DATASET_MARK).write_text("written by resemotenet's review store; replaced on each export\n")
+            old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+            if dst.exists():
+                dst.rename(old)
+            tmp.rename(dst)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise Unavailable(f"cannot write the labelled faces to {dst.name}/ ({exc.strerror or exc})") from None
+        groups = {g for _, g in rows}
+        return {"folder": str(dst), "faces": len(rows), "groups": len(groups)} | {p: parts[p] for p in PARTS}
+
+
+def _item(r: Any) -> dict[str, Any]:
+    """A row as the API shows it (``time``: the capture time)."""
+    return {
+        "id": r["id"],
+        "source": r["source"],
+        "time": r["captured"],
+        "reason": r["reason"],
+        "group": r["grp"],
+        "track": r["track"],
+        "score": r["score"],
+        "top2": json.loads(r["top2"]) if r["top2"] else None,
+        "probabilities": json.loads(r["probabilities"]) if r["probabilities"] else None,
+        "state": r["state"],
+        "label": r["label"],
+        "part": r["part"],
+    }
+
+
+def _groups_csv(rows: list[tuple[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "group"])
+    w.writerows(rows)
+    return buf.getvalue()

@@ -205,14 +205,19 @@ class Service:
         if self.review is None or not faces:
             return 0
         now = time.time() if now is None else now
-        day = time.strftime("%Y-%m-%d", time.localtime(now if now > 1e9 else time.time()))
+        wall = now if now > 1e9 else time.time()  # a clock that is not the wall clock's: capture time is now
+        day = time.strftime("%Y-%m-%d", time.localtime(wall))
         with self._sampler_lock:
             picks = self.sampler.select(faces, crops, source, now, day)
         for pick in picks:
-            self.review.add(crops[pick.index], faces[pick.index], source, reason=pick.reason, group=pick.group)
+            self.review.add(
+                crops[pick.index], faces[pick.index], source, reason=pick.reason, group=pick.group, captured=wall
+            )
         return len(picks)
 
     def close(self) -> None:
         self.jobs.stop_all()
         self.batcher.close()
         self.pool.shutdown()
+        if self.review is not None:
+            self.review.close()

@@ -117,7 +117,7 @@ def _num(v: str) -> Any:
 
 def _metrics(m: dict[str, Any], title: str) -> str:
     keys = [k for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "nll", "ece", "temperature", "tta") if k in m]
-    out = f"<h3>{html.escape(title)}</h3>" + _table(keys, [[m[k] for k in keys]])
+    out = f"<h3>{html.escape(title)}</h3>" + _what(m) + _table(keys, [[m[k] for k in keys]])
     if m.get("note"):
         out += f'<p class="muted">{html.escape(m["note"])}</p>'
     if m.get("per_class"):
@@ -126,6 +126,19 @@ def _metrics(m: dict[str, Any], title: str) -> str:
             [[c, r["precision"], r["recall"], r["f1"], r["support"]] for c, r in m["per_class"].items()],
         )
     return out
+
+
+def _what(m: dict[str, Any]) -> str:
+    """What was measured: the model, the data, the split and the date (as far as the file says)."""
+    rows = [
+        (label, m[key])
+        for label, key in (("model", "model"), ("data", "data"), ("split", "split"), ("measured", "date"))
+        if m.get(key) not in (None, "")
+    ]
+    if not rows:
+        return ""
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f'<table class="kv">{cells}</table>'
 
 
 def _confusion(run: Path, m: dict[str, Any] | None) -> str:

@@ -31,6 +31,12 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--split-file", help="saved train/val/test split to reuse (or to create)")
 
 
+def check_positive(flag: str, value: int | None) -> None:
+    """A count given on the command line (``--limit``, ...) must be at least 1 when given."""
+    if value is not None and value < 1:
+        raise ConfigError(f"{flag} must be >= 1, got {value}")
+
+
 def data_options(items: list[str]) -> dict:
     import yaml
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_args, add_model_arg, data_options, model_of, parse_data_spec
+from .common import add_data_args, add_model_arg, check_positive, data_options, model_of, parse_data_spec
 from .trust import add_eval_args, eval_extras
 
 
@@ -24,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"])
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--limit", type=int, help="evaluate the first N samples only")
+    p.add_argument("--limit", type=int, help="evaluate the first N samples only (N >= 1)")
     p.add_argument("--output", "-o", help="folder for metrics.json and plots")
+    p.add_argument("--force", action="store_true", help="replace the metrics.json (and plots) already in --output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-temperature", action="store_true", help="ignore a stored calibration temperature")
     add_eval_args(p)
     p.set_defaults(func=run)
@@ -33,14 +35,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from datetime import datetime, timezone
     from pathlib import Path
 
     from ..data import load
     from ..engine.evaluator import evaluate
-    from ..utils.io import atomic_write_text
+    from ..utils.io import atomic_write_text, check_output_dir
     from .backend import open_model
 
     args.model = model_of(args)
+    check_positive("--limit", args.limit)
+    check_positive("--batch-size", args.batch_size)
+    if args.output:  # the output rule: refused before the model loads or the data is read
+        check_output_dir(args.output, force=args.force, what="metrics.json")
     model, meta = open_model(args.model)
     name, _ = parse_data_spec(args.data)
     fields = {"options": data_options(args.data_option), "split_file": args.split_file, "limit": args.limit}
@@ -60,9 +67,11 @@ def run(args: argparse.Namespace) -> int:
         tta=args.tta,
         batch_size=args.batch_size,
         only_present=args.only_present_classes,
+        progress=not args.no_progress,
     )
     result = m
-    m = {**result.to_dict(), "model": str(args.model), "data": args.data}
+    measured = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    m = {**result.to_dict(), "model": str(args.model), "data": args.data, "split": args.split, "date": measured}
     print(
         f"{name} {args.split}: n={m['n']} accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
         f"macro-F1 {m['macro_f1']:.4f}  NLL {m['nll']:.4f}  ECE {m['ece']:.4f}  (tta={args.tta})"

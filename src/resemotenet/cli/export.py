@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_data_limit, add_model_arg, model_of
+from .common import add_data_limit, add_model_arg, check_positive, model_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         data, args.synthetic = None, True
     if args.synthetic and data:
         raise ConfigError(f"--synthetic and --data {data}: give one")
-    if size is not None and size < 1:
-        raise ConfigError(f"--limit must be >= 1, got {size}")
+    check_positive("--limit", size)
     args.data = data
     if not quantizing and args.format == "safetensors":
         return _export_safetensors(args)

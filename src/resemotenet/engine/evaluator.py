@@ -48,15 +48,17 @@ def predict_probs(
     tta: str = "none",
     device: torch.device | None = None,
     amp: bool = False,
+    progress: bool = True,
 ) -> np.ndarray:
-    """Class probabilities (N, C) for uint8 images; TTA averages the probabilities of the views."""
+    """Class probabilities (N, C) for uint8 images; TTA averages the probabilities of the views;
+    a progress bar on a terminal unless ``progress`` is False."""
     if tta not in TTA:
         raise DataError(f"unknown test-time augmentation {tta!r}; valid: {', '.join(TTA)}")
     forward = _forward_fn(model, device, amp)
     transform = FaceTransform(spec)  # what ModelCard.transforms() returns: one preprocessing everywhere
     out = []
     starts = range(0, len(images), batch_size)
-    for i in track(starts, total=len(starts), desc=f"scoring {len(images):,} faces", unit="batch"):
+    for i in track(starts, total=len(starts), desc=f"scoring {len(images):,} faces", unit="batch", enabled=progress):
         x = transform(images[i : i + batch_size])
         views = {"none": x.unsqueeze(0), "flip": torch.stack([x, x.flip(-1)]), "tencrop": None}[tta]
         if views is None:
@@ -125,13 +127,14 @@ def evaluate(
     device: torch.device | None = None,
     amp: bool = False,
     only_present: bool = False,
+    progress: bool = True,
 ) -> EvalResult:
     """Metrics of ``model`` on ``split``; label sets that differ are compared on shared labels.
 
     ``only_present`` restricts the model's choice to the classes that occur in ``split`` (a team's
     folder of test faces with four of the seven emotions is scored as a four-way problem)."""
     images = materialize(split, spec.size, reduce_to=spec.reduce_to)
-    probs = predict_probs(model, images, spec, temperature, batch_size, tta, device, amp)
+    probs = predict_probs(model, images, spec, temperature, batch_size, tta, device, amp, progress)
     model_labels, data_labels = tuple(model_labels), tuple(split.label_names)
     y = split.labels
     if only_present:

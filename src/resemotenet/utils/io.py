@@ -51,8 +51,9 @@ def check_output_dir(path: str | os.PathLike, force: bool = False, what: str = "
     dst = Path(path)
     if dst.exists() and not dst.is_dir():
         raise OutputError(f"{dst}: is a file; give a folder")
-    if dst.is_dir() and not force and any(dst.glob(what or "*")):
-        raise OutputExistsError(exists_message(dst))
+    there = next(dst.glob(what or "*"), None) if dst.is_dir() and not force else None
+    if there is not None:
+        raise OutputExistsError(exists_message(there if what else dst))
     return dst
 
 

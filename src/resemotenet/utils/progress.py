@@ -38,9 +38,11 @@ def progress(
     )
 
 
-def track(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
-    """Iterate with a bar; the bar closes when the loop ends or breaks."""
-    bar = progress(iterable, total=total, desc=desc, unit=unit)
+def track(
+    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True
+) -> Iterator[T]:
+    """Iterate with a bar (none when not ``enabled``); the bar closes when the loop ends or breaks."""
+    bar = progress(iterable, total=total, desc=desc, unit=unit, enabled=enabled)
     try:
         yield from bar
     finally:

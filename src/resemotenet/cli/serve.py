@@ -1,7 +1,8 @@
 """``resemotenet serve``: the HTTP service and its browser page (``resemotenet.serve``).
 
 Safe by default: bound to 127.0.0.1; any other ``--host`` needs ``--token`` (or the
-RESEMOTENET_TOKEN environment variable); nothing is written to disk unless ``--review DIR``.
+RESEMOTENET_TOKEN environment variable); nothing is kept on disk unless ``--review DIR`` or
+``--jobs-dir DIR`` (job results otherwise go to a temporary folder removed on exit).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also let in pages from ORIGIN (e.g. https://dash.example or null); repeatable (default: own page only)",
     )
     p.add_argument("--media-dir", metavar="DIR", help="the one folder whose video files jobs may read")
+    p.add_argument(
+        "--jobs-dir",
+        metavar="DIR",
+        help="keep job results here across restarts (default: jobs/ in the --review folder, else a temporary folder)",
+    )
     p.add_argument(
         "--engine",
         choices=["torch", "onnxruntime"],
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         max_detect_queue=args.max_detect_queue,
         max_queue=args.max_queue,
         media_dir=args.media_dir,
+        jobs_dir=args.jobs_dir,
         detector=args.detector,
         device=args.device,
         engine=args.engine,
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         max_clip_mb=args.max_clip_mb,
     )
+    check_port(settings.host, settings.port)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(
         f"resemotenet serve: open http://{shown}:{settings.port}/ (API docs at /docs)"
@@ -115,3 +123,25 @@ def run(args: argparse.Namespace) -> int:
     )
     serve(settings)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind the address once before the model loads: a busy port is one line, not a model load
+    and a printed URL followed by the server's own error. (Another program can still take the
+    port in the seconds the model needs; the server then says so itself.)"""
+    import errno
+    import socket
+
+    from ..utils.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+            s.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is in use (another server?): stop it, or choose another --port"
+            ) from exc
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port") from exc

@@ -274,6 +274,8 @@ def test_video_file_job_progress_results_timeline(client, dirs):
     assert job["progress"] == 1.0
     rows = [json.loads(x) for x in client.get(f"/v1/jobs/{job['id']}/results").text.splitlines()]
     assert len(rows) == job["faces"] and rows[0]["track"] == 1
+    saved = dirs["review"] / "jobs" / f"{job['id']}.jsonl"  # served from its file in the review folder's jobs/
+    assert len(saved.read_text().splitlines()) == job["faces"]
     csv_text = client.get(f"/v1/jobs/{job['id']}/results?format=csv").text
     assert csv_text.startswith("source,frame,timestamp,x0") and len(csv_text.splitlines()) == job["faces"] + 1
     windows = client.get(f"/v1/jobs/{job['id']}/timeline?window=1").json()["windows"]

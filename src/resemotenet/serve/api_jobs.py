@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import iterate_in_threadpool
 
 from .errors import Forbidden, NotFound, Unprocessable
 from .service import Service
@@ -59,14 +60,17 @@ def add_job_routes(app: FastAPI, service: Service) -> None:
         return job.to_dict()
 
     @app.get("/v1/jobs/{job_id}/results", summary="Face rows so far, as JSONL or CSV")
-    async def results(job_id: str, format: str = "jsonl") -> PlainTextResponse:
+    async def results(job_id: str, format: str = "jsonl") -> StreamingResponse:
         job = jobs.get(job_id)
         if format not in ("jsonl", "csv"):
             raise NotFound(f"unknown format {format!r}; jsonl or csv")
-        text = job.jsonl() if format == "jsonl" else job.csv(service.labels)
+        # streamed from the job's file: the rows written so far, never all of them in memory
+        chunks = job.files.jsonl_chunks() if format == "jsonl" else job.files.csv_chunks(service.labels)
         media = "application/x-ndjson" if format == "jsonl" else "text/csv"
-        return PlainTextResponse(
-            text, media_type=media, headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{format}"'}
+        return StreamingResponse(
+            iterate_in_threadpool(chunks),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{format}"'},
         )
 
     @app.get("/v1/jobs/{job_id}/timeline", summary="Emotion shares per time window")
@@ -74,7 +78,8 @@ def add_job_routes(app: FastAPI, service: Service) -> None:
         if not MIN_WINDOW_S <= window <= MAX_WINDOW_S:  # also false for nan; inf is above the top
             raise Unprocessable(f"window must be a number of seconds in {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g}")
         job = jobs.get(job_id)
-        return {"window": window, "windows": job.timeline(window), "gaps": job.to_dict()["gaps"]}
+        windows = await asyncio.get_running_loop().run_in_executor(None, job.timeline, window)  # reads its file
+        return {"window": window, "windows": windows, "gaps": job.to_dict()["gaps"]}
 
 
 def _store(service: Service) -> Any:

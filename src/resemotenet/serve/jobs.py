@@ -1,18 +1,21 @@
 """Video and camera jobs: a file inside the media folder, an uploaded clip, a stream URL or a
 device index, each analysed in its own thread by the Predictor.
 
-Results stay in memory (nothing is written to disk) and are served as JSONL or CSV and as
-per-time-window emotion shares. An uploaded clip is written to a private temporary file only
-because OpenCV decodes from a path; the file is unlinked as soon as it is opened, so it never
-outlives the open handle. Camera streams reconnect with back-off (``streams.ReconnectingStream``)
-and report each gap.
+Results go to disk as they come (``jobstore``: one JSONL file per job, appended and flushed frame
+by frame, and a small state file), never held in memory, so an hour-long camera job costs no more
+memory than a minute's and a restarted service lists the jobs of the last one (those that were
+running as ``interrupted``). They are served as JSONL or CSV and as per-time-window emotion
+shares. The folder: ``--jobs-dir``, else ``jobs/`` in the review folder, else a private
+temporary folder removed when the service stops. An uploaded clip is written to a private
+temporary file only because OpenCV decodes from a path; the file is unlinked as soon as it is
+opened, so it never outlives the open handle. Camera streams reconnect with back-off
+(``streams.ReconnectingStream``) and report each gap.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -23,25 +26,29 @@ from typing import Any
 
 from ..imaging import VIDEO_EXTS
 from ..inference.sources import Source, VideoSource
-from ..inference.writers import csv_header, csv_row, jsonl_row
 from ..utils.errors import DataError
 from .errors import Forbidden, NotFound, Unavailable, Unprocessable, UnsupportedMedia
 from .imaging import sniff_video
+from .jobstore import SYNC_EVERY_S, JobFiles, StoredJob, load_jobs
 from .streams import ReconnectingStream, check_stream_url, open_capture
 
 MAX_JOBS = 4  # running at once; each takes a core's share of detection
-MAX_ROWS = 200_000  # face rows kept per job; beyond it the job says how many it dropped
 
 
 class Job:
-    def __init__(self, service: Any, source: Source, kind: str, stride: int):
+    """A running job: its thread writes each frame's rows to its file (``jobstore.JobFiles``)."""
+
+    def __init__(self, service: Any, source: Source, kind: str, stride: int, directory: Path):
         self.id, self.kind, self.source, self.service = uuid.uuid4().hex[:16], kind, source, service
         self.state, self.error = "running", None
-        self.frames = self.faces = self.dropped_rows = 0
-        self.rows: list[dict[str, Any]] = []
+        self.frames = self.faces = 0
         self.labels: Counter[str] = Counter()
         self.started, self.ended = time.time(), None
         self.stride = stride
+        self.files = JobFiles(directory, self.id)
+        self.files.open()
+        self._saved = 0.0
+        self.files.save(self.to_dict())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-{self.id}", daemon=True)
         self._thread.start()
@@ -53,22 +60,26 @@ class Job:
                 if self._stop.is_set():
                     break
             self.state = "stopped" if self._stop.is_set() else "done"
+        except Unavailable as exc:  # its results cannot be written (a full disk): stop, say so
+            self.state, self.error = "failed", f"{exc}; the rows up to frame {self.frames} are kept"
         except DataError as exc:
             self.state, self.error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - a bug must not pass for success; the job says what broke
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.ended = time.time()
+            self.files.close()
+            self.files.save(self.to_dict())
 
     def _add(self, fr: Any) -> None:
+        self.files.append([face.to_dict() for face in fr.faces])  # on disk before it is counted
         self.frames += 1
         for face in fr.faces:
             self.faces += 1
             self.labels[face.label] += 1
-            if len(self.rows) < MAX_ROWS:
-                self.rows.append(face.to_dict())
-            else:
-                self.dropped_rows += 1
+        if time.monotonic() - self._saved >= SYNC_EVERY_S:
+            self._saved = time.monotonic()
+            self.files.save(self.to_dict())
         self.service.metrics.count_faces([f.label for f in fr.faces])
         if fr.faces and fr.crops:  # the one review policy, as for uploads and the live page
             when = self.started + fr.timestamp if fr.timestamp is not None else time.time()
@@ -87,9 +98,6 @@ class Job:
         declared = getattr(src, "declared", 0) or None
         read = getattr(src, "frames_read", None)
         state = "reconnecting" if self.state == "running" and getattr(src, "reconnecting", False) else self.state
-        notes = list(src.notes) + (
-            [f"result rows beyond {MAX_ROWS:,} not kept: {self.dropped_rows}"] if self.dropped_rows else []
-        )
         elapsed = (self.ended or time.time()) - self.started
         return {
             "id": self.id,
@@ -105,54 +113,43 @@ class Job:
             "frames_per_s": round(self.frames / max(elapsed, 1e-6), 2),
             "labels": dict(self.labels.most_common()),
             "gaps": list(getattr(src, "gaps", [])),
-            "notes": notes,
+            "notes": list(src.notes),
             "started": self.started,
             "ended": self.ended,
+            "updated": time.time(),
         }
 
     def jsonl(self) -> str:
-        """The ``predict`` command's JSONL rows (``inference.writers``), one per face."""
-        return "".join(jsonl_row(r) for r in self.rows)
+        """The ``predict`` command's JSONL rows (``inference.writers``), one per face, from its file."""
+        return "".join(self.files.jsonl_chunks())
 
     def csv(self, labels: tuple[str, ...]) -> str:
         """The ``predict`` command's CSV layout (``inference.writers.CsvWriter``): one row per face."""
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(csv_header(labels))
-        w.writerows(csv_row(d, labels) for d in self.rows)
-        return buf.getvalue()
+        return "".join(self.files.csv_chunks(labels))
 
     def timeline(self, window: float) -> list[dict[str, Any]]:
         """Emotion shares per ``window`` seconds: each label's share of the faces seen in it."""
-        buckets: dict[int, Counter[str]] = {}
-        for d in self.rows:
-            if d["timestamp"] is not None:
-                buckets.setdefault(int(d["timestamp"] // window), Counter())[d["label"]] += 1
-        out = []
-        for k in sorted(buckets):
-            c = buckets[k]
-            n = sum(c.values())
-            out.append(
-                {
-                    "start": round(k * window, 3),
-                    "end": round((k + 1) * window, 3),
-                    "faces": n,
-                    "shares": {lab: round(v / n, 4) for lab, v in c.most_common()},
-                }
-            )
-        return out
+        return self.files.timeline(window)
 
 
 class JobManager:
-    def __init__(self, service: Any, open_timeout_s: float = 5.0, give_up_s: float = 120.0):
+    """The running jobs and those on disk. ``directory``: where results go (None: a private
+    temporary folder, removed by ``close``); the jobs found there are listed from the start."""
+
+    def __init__(
+        self, service: Any, open_timeout_s: float = 5.0, give_up_s: float = 120.0, directory: str | Path | None = None
+    ):
         self.service, self.open_timeout_s, self.give_up_s = service, open_timeout_s, give_up_s
-        self.jobs: dict[str, Job] = {}
+        self._temporary = directory is None
+        self.directory = Path(tempfile.mkdtemp(prefix="resemotenet-jobs-") if directory is None else directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.jobs: dict[str, Job | StoredJob] = {j.id: j for j in load_jobs(self.directory)}
         self._lock = threading.Lock()
 
     def running(self) -> int:
         return sum(1 for j in self.jobs.values() if j.state == "running")
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> Job | StoredJob:
         job = self.jobs.get(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
@@ -162,7 +159,7 @@ class JobManager:
         with self._lock:
             if self.running() >= MAX_JOBS:
                 raise Unavailable(f"{MAX_JOBS} jobs are running; stop one first")
-            job = Job(self.service, source, kind, stride)
+            job = Job(self.service, source, kind, stride, self.directory)
             self.jobs[job.id] = job
         return job
 
@@ -234,3 +231,9 @@ class JobManager:
             job.stop()
         for job in list(self.jobs.values()):
             job.wait(5)
+
+    def close(self) -> None:
+        """Stop every job; a temporary results folder goes with the service."""
+        self.stop_all()
+        if self._temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)

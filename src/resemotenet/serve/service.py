@@ -94,7 +94,7 @@ class Service:
         self.review = ReviewStore(settings.review, self.labels, settings.review_max) if settings.review else None
         self.sampler = ReviewSampler(audit_rate=settings.audit_rate, cooldown_s=settings.review_cooldown_s)
         self._sampler_lock = threading.Lock()
-        self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s)
+        self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s, settings.jobs_folder)
         self.on_device = OnDevice(settings.model, self.predictor)
         self._queue_metrics()
         self.metrics.gauge(
@@ -216,7 +216,7 @@ class Service:
         return len(picks)
 
     def close(self) -> None:
-        self.jobs.stop_all()
+        self.jobs.close()
         self.batcher.close()
         self.pool.shutdown()
         if self.review is not None:

@@ -2,8 +2,9 @@
 
 The defaults are the safe ones: bound to the loopback interface, no token needed there and a
 token required for any other bind, no foreign page (not even ``Origin: null``) let in, nothing
-written to disk (review off), no file jobs (no media folder), limits on upload size and image
-pixels, and bounded queues in front of detection and the model (503 with ``Retry-After`` beyond).
+kept on disk (review off; job results in a private temporary folder removed on exit), no file
+jobs (no media folder), limits on upload size and image pixels, and bounded queues in front of
+detection and the model (503 with ``Retry-After`` beyond).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ServeSettings:
     review_max: int = 2000  # pending review crops; when full, new ones are refused (counted), none evicted
     review_per_request: int = 8  # review items one request (or one live frame) may add
     media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
+    jobs_dir: str | None = None  # where job results go; None: jobs/ in the review folder, else a temporary one
     detector: str = "centerface"  # the product's default, and the one the page's on-device mode runs
     device: str = "cpu"
     engine: str = "torch"  # or 'onnxruntime': the model converted to ONNX once at start-up, run by onnxruntime
@@ -100,6 +102,13 @@ class ServeSettings:
     def local(self) -> bool:
         """True when only this machine can connect (a loopback address or ``localhost``)."""
         return is_loopback(self.host)
+
+    @property
+    def jobs_folder(self) -> str | None:
+        """Where job results are kept across restarts; None: a private temporary folder, removed on exit."""
+        if self.jobs_dir is not None:
+            return self.jobs_dir
+        return str(Path(self.review) / "jobs") if self.review else None
 
     @property
     def max_upload_bytes(self) -> int:

@@ -630,6 +630,24 @@ def test_bounded_pool_refuses_beyond_its_queue_and_counts():
     pool.shutdown()
 
 
+def test_bounded_pool_refuses_a_wait_longer_than_its_budget():
+    """On a slow or shared machine a short queue is already a long wait: admission also bounds
+    the expected wait (queue ahead x recent time per job / workers)."""
+    from resemotenet.serve.errors import Busy
+    from resemotenet.serve.pool import BoundedPool
+
+    gate, pool = threading.Event(), BoundedPool(workers=1, max_queue=10, max_wait_s=0.5)
+    held = pool.submit(gate.wait, 30)  # a free worker: admitted whatever the average
+    pool.job_s = 0.4  # as if each image took 0.4 s lately
+    queued = pool.submit(gate.wait, 30)  # waits one job: 0.4 s <= 0.5 s
+    with pytest.raises(Busy, match="ms of work"):
+        pool.submit(gate.wait, 30)  # would wait two: 0.8 s
+    assert pool.rejected == 1 and pool.depth == 1
+    gate.set()
+    assert held.result(30) and queued.result(30)
+    pool.shutdown()
+
+
 def test_full_detection_and_model_queues_answer_503_with_retry_after():
     """A slow model and a slow detection pool (held by a gate): beyond their queues, 503 at once."""
     settings = ServeSettings(port=0, model="fast", workers=1, max_detect_queue=1, max_queue=1, max_batch=1)

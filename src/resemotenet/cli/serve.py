@@ -73,6 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="images waiting for a detection worker; beyond them 503 + Retry-After (default: %(default)s)",
     )
     p.add_argument(
+        "--max-detect-wait-ms",
+        type=float,
+        default=300.0,
+        help="and at most this much waiting, by the recent time per image; beyond it 503 (default: %(default)s)",
+    )
+    p.add_argument(
         "--max-queue",
         type=int,
         default=64,
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         allow_origins=tuple(args.allow_origin),
         workers=args.workers,
         max_detect_queue=args.max_detect_queue,
+        max_detect_wait_ms=args.max_detect_wait_ms,
         max_queue=args.max_queue,
         media_dir=args.media_dir,
         jobs_dir=args.jobs_dir,

@@ -84,7 +84,9 @@ class Service:
             enabled=settings.batching,
             retry_after_s=settings.retry_after_s,
         )
-        self.pool = BoundedPool(settings.workers, settings.max_detect_queue, settings.retry_after_s)
+        self.pool = BoundedPool(
+            settings.workers, settings.max_detect_queue, settings.retry_after_s, settings.max_detect_wait_ms / 1000
+        )
         self._local = threading.local()
         self.metrics = Metrics()
         self.started = time.time()
@@ -111,6 +113,11 @@ class Service:
         m, pool, batcher = self.metrics, self.pool, self.batcher
         m.gauge("resemotenet_queue_depth", "Requests waiting for the model.", lambda: batcher.depth)
         m.gauge("resemotenet_detect_queue_depth", "Images waiting for a detection worker.", lambda: pool.depth)
+        m.gauge(
+            "resemotenet_detect_job_seconds",
+            "Recent time per image in a detection worker (moving average; admission uses it).",
+            lambda: pool.job_s,
+        )
         m.gauge(
             "resemotenet_model_rejected_total",
             "Requests refused (503) because the model's queue was full.",

@@ -57,6 +57,7 @@ class ServeSettings:
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_queue: int = 64  # requests waiting for the model; beyond this the service answers 503
     max_detect_queue: int = 8  # images waiting for a detection worker; beyond this, 503 (README: load)
+    max_detect_wait_ms: float = 300.0  # and no more waiting than this, by the recent time per image; else 503
     retry_after_s: int = 1  # the Retry-After a 503 for a full queue carries
     max_upload_mb: float = 16.0  # one image request
     max_clip_mb: float = 512.0  # one uploaded video clip
@@ -76,8 +77,8 @@ class ServeSettings:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if min(self.max_batch, self.max_queue, self.workers, self.max_crops, self.retry_after_s) < 1:
             raise ConfigError("max_batch, max_queue, max_crops, workers and retry_after_s must be >= 1")
-        if self.max_detect_queue < 0 or self.review_per_request < 0:
-            raise ConfigError("max_detect_queue and review_per_request must be >= 0")
+        if self.max_detect_queue < 0 or self.review_per_request < 0 or self.max_detect_wait_ms <= 0:
+            raise ConfigError("max_detect_queue and review_per_request must be >= 0, max_detect_wait_ms > 0")
         if self.max_wait_ms < 0 or self.max_upload_mb <= 0 or self.max_clip_mb <= 0 or self.max_pixels < 1:
             raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
         if self.stream_timeout_s <= 0 or self.stream_give_up_s <= 0:

@@ -754,3 +754,27 @@ def test_any_loopback_host_serves_and_one_request_adds_few_review_items(tmp_path
         counts = c.get("/v1/review").json()["counts"]
         assert counts["pending"] <= 8 and counts["refused"].get("request_cap", 0) >= 4
         assert _metric(c, "resemotenet_review_refused_request_cap_total") >= 4
+
+
+def test_busy_detect_side_shrinks_frames_only_while_images_wait():
+    """--busy-detect-side: a worker searches smaller frames while others wait (more frames/s under
+    load), the full size otherwise; the face is found at nearly the same box either way."""
+    from resemotenet.serve.service import Service
+
+    with pytest.raises(ConfigError, match="busy_detect_side"):
+        ServeSettings(detector="haar", busy_detect_side=320)
+    service = Service(ServeSettings(model="fast", workers=1, busy_detect_side=320))
+    try:
+        rgb = _cv2().cvtColor(_cv2().imdecode(np.frombuffer(PHOTO, np.uint8), 1), _cv2().COLOR_BGR2RGB)
+        calm = service._detector()
+        gate = threading.Event()
+        held = [service.pool.submit(gate.wait, 30) for _ in range(2)]  # one running, one waiting
+        busy = service._detector()
+        gate.set()
+        assert all(f.result(30) for f in held)
+        assert (calm.max_side, busy.max_side) == (480, 320) and service.busy_frames == 1
+        (a,), (b,) = calm(rgb), busy(rgb)
+        assert iou(a.box, b.box) > 0.8
+        assert "resemotenet_detect_busy_frames_total 1" in service.metrics.render()
+    finally:
+        service.close()

@@ -88,6 +88,7 @@ class Service:
             settings.workers, settings.max_detect_queue, settings.retry_after_s, settings.max_detect_wait_ms / 1000
         )
         self._local = threading.local()
+        self.busy_frames, self._busy_lock = 0, threading.Lock()  # images detected at busy_detect_side
         self.metrics = Metrics()
         self.started = time.time()
         from .jobs import JobManager
@@ -117,6 +118,12 @@ class Service:
             "resemotenet_detect_job_seconds",
             "Recent time per image in a detection worker (moving average; admission uses it).",
             lambda: pool.job_s,
+        )
+        m.gauge(
+            "resemotenet_detect_busy_frames_total",
+            "Images detected on smaller frames (--busy-detect-side) because others were waiting.",
+            lambda: self.busy_frames,
+            "counter",
         )
         m.gauge(
             "resemotenet_model_rejected_total",
@@ -157,12 +164,23 @@ class Service:
         }
 
     def _detector(self) -> Any:
-        det = getattr(self._local, "detector", None)
+        """This worker thread's detector; with ``busy_detect_side``, a second one on smaller frames
+        while images wait in the queue (boxes are mapped back to the full frame, and the crops are
+        cut from it with the card's framing, so only the smallest faces are lost)."""
+        busy = self.settings.busy_detect_side is not None and self.pool.depth > 0
+        key = "busy_detector" if busy else "detector"
+        det = getattr(self._local, key, None)
         if det is None:
             # one thread each: the pool's workers fill the cores (2 workers x 1 thread detect about
             # twice the frames/s of 2 workers x 2 threads on a 2-core machine; see README)
-            options = {"threads": 1} if self.settings.detector == "centerface" else {}
-            det = self._local.detector = create_detector(self.settings.detector, **options)
+            options: dict[str, Any] = {"threads": 1} if self.settings.detector == "centerface" else {}
+            if busy:
+                options["max_side"] = self.settings.busy_detect_side
+            det = create_detector(self.settings.detector, **options)
+            setattr(self._local, key, det)
+        if busy:
+            with self._busy_lock:
+                self.busy_frames += 1
         return det
 
     def decode_and_locate(self, data: bytes) -> tuple[np.ndarray, list[Face]]:

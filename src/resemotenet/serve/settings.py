@@ -20,6 +20,7 @@ from ..utils.errors import ConfigError
 TOKEN_ENV = "RESEMOTENET_TOKEN"
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 ENGINES = ("torch", "onnxruntime")
+SIDED = ("centerface", "yunet")  # detectors that shrink a frame to ``max_side`` before they search it
 
 
 def is_loopback(host: str) -> bool:
@@ -50,6 +51,7 @@ class ServeSettings:
     media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
     jobs_dir: str | None = None  # where job results go; None: jobs/ in the review folder, else a temporary one
     detector: str = "centerface"  # the product's default, and the one the page's on-device mode runs
+    busy_detect_side: int | None = None  # while images wait for detection, detect on frames shrunk to this side
     device: str = "cpu"
     engine: str = "torch"  # or 'onnxruntime': the model converted to ONNX once at start-up, run by onnxruntime
     batching: bool = True
@@ -83,6 +85,8 @@ class ServeSettings:
             raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
         if self.stream_timeout_s <= 0 or self.stream_give_up_s <= 0:
             raise ConfigError("stream_timeout_s and stream_give_up_s must be > 0")
+        if self.busy_detect_side is not None and (self.detector not in SIDED or self.busy_detect_side < 32):
+            raise ConfigError(f"busy_detect_side needs a detector with a frame size ({', '.join(SIDED)}) and >= 32")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
         if isinstance(self.allow_origins, str):

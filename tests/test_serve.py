@@ -502,8 +502,22 @@ def test_page_in_headless_chromium_draws_boxes_and_labels_a_review_item(tmp_path
             b.find_element("css selector", "[data-tab=review]").click()
             wait.until(lambda d: d.find_element("id", "review-item").is_displayed())
             item = b.execute_script("return state.review.id")
-            b.find_element("tag name", "body").send_keys("4")  # 4 = happy, the 4th label
-            wait.until(lambda d: "happy 1" in d.find_element("id", "review-counts").text)
+            assert "uncertain" in b.find_element("id", "review-reason").text
+            assert (
+                "%" in b.find_element("id", "review-top2").text
+                and "from " in b.find_element("id", "review-origin").text
+            )
+            b.find_element("css selector", "#review-buttons [data-label=happy]").click()  # a button, as on a tablet
+            classes = lambda d: d.find_element("id", "review-classes").text  # noqa: E731 - class, for training, held out
+            wait.until(lambda d: "happy 0 1" in classes(d))
+            b.find_element("id", "review-undo").click()  # back in the queue, first
+            wait.until(
+                lambda d: "happy 0 0" in classes(d) and d.execute_script("return state.review && state.review.id")
+            )
+            assert b.execute_script("return state.review.id") == item
+            b.save_screenshot(str(shots / "serve_review_item.png"))  # buttons, reason, top-2, source and time
+            b.find_element("tag name", "body").send_keys("4")  # 4 = happy, the 4th label: keys still label
+            wait.until(lambda d: "happy 0 1" in classes(d))
             b.find_element("id", "review-compare").click()  # before / after on the held-out face
             wait.until(lambda d: "served:" in d.find_element("id", "compare-table").text)
             assert "1 held-out face(s)" in b.find_element("id", "compare-msg").text

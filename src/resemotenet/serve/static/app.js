@@ -154,8 +154,10 @@ function showFaces(msg, where) {
   $("live-info").textContent = `${msg.faces.length} face(s), ${msg.ms} ms ${where}, ${fps.toFixed(1)} frames/s`;
 }
 
-function faceText(f) {
-  if (f.uncertain && f.top2) return `uncertain? ${f.top2[0][0]} / ${f.top2[1][0]}`;
+const pct = (p) => `${Math.round(p * 100)} %`;
+
+function faceText(f) {  // uncertain faces: the two candidates with their probabilities
+  if (f.uncertain && f.top2) return `uncertain? ${f.top2[0][0]} ${pct(f.top2[0][1])} / ${f.top2[1][0]} ${pct(f.top2[1][1])}`;
   return `${f.label} ${f.score.toFixed(2)}` + (f.track != null ? ` #${f.track}` : "");
 }
 
@@ -275,6 +277,42 @@ async function drawTimeline() {
 setInterval(() => { if (activeTab === "jobs") loadJobs(); }, 1500);
 
 // ---- Review ------------------------------------------------------------------------------------
+// Buttons and keys label the same way; the page remembers what it labelled, so Undo (or u) takes
+// the last one back (it returns first in the queue).
+state.undo = [];
+
+function reviewButtons() {
+  const box = $("review-buttons");
+  const wanted = state.labels.concat(["no_face", "skip"]).join(",");
+  if (box.dataset.labels === wanted) return;
+  box.dataset.labels = wanted; box.innerHTML = "";
+  const keys = state.labels.map((l, i) => [l, String(i + 1), l]).concat([["no_face", "0", "no face"], ["skip", "s", "skip"]]);
+  for (const [label, key, text] of keys) {
+    const b = document.createElement("button");
+    b.dataset.label = label; b.textContent = text;
+    b.style.borderLeftColor = COLORS[label] || "#555";
+    const k = document.createElement("kbd"); k.textContent = key; b.appendChild(k);
+    b.addEventListener("click", () => labelReview(label));
+    box.appendChild(b);
+  }
+}
+
+function reviewCounts(c) {
+  const body = $("review-classes").querySelector("tbody");
+  body.innerHTML = "";
+  for (const [label, n] of Object.entries(c.per_class || {})) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = "<td></td><td></td><td></td>";
+    tr.children[0].textContent = label; tr.children[1].textContent = n.train; tr.children[2].textContent = n.test;
+    body.appendChild(tr);
+  }
+  const refused = Object.values(c.refused || {}).reduce((a, b) => a + b, 0);
+  const audit = (c.by_reason || {}).audit || 0;
+  $("review-counts").textContent = `${c.pending} waiting (at most ${c.max_pending}; ${refused} refused since start); ` +
+    `${c.held_out} held out (whole groups); ${audit} from the audit sample; ` +
+    `${c.no_face || 0} no face; in the review folder's ${c.folder}/`;
+}
+
 async function loadReview() {
   let q;
   try { q = await apiJson("/v1/review?limit=1"); } catch (e) {
@@ -282,21 +320,46 @@ async function loadReview() {
     $("review-item").hidden = true; return;
   }
   state.labels = q.labels;
-  const c = q.counts, done = Object.entries(c.labelled).map(([k, v]) => `${k} ${v}`).join(", ") || "none yet";
-  const refused = Object.values(c.refused || {}).reduce((a, b) => a + b, 0);
-  $("review-counts").textContent = `${c.pending} waiting (at most ${c.max_pending}; ${refused} refused since start), labelled: ${done} (${c.held_out} held out) in the review folder's ${c.folder}/`;
+  reviewCounts(q.counts);
+  $("review-undo").disabled = !state.undo.length;
   state.review = q.items[0] || null;
   $("review-item").hidden = !state.review;
-  if (!state.review) { $("review-msg").textContent = "No uncertain faces waiting."; return; }
-  $("review-msg").textContent = `Faces the model was unsure of (below ${q.min_confidence}). One key press labels.`;
-  const blob = await (await api(`/v1/review/${state.review.id}/image`)).blob();
+  if (!state.review) { $("review-msg").textContent = "No faces waiting."; return; }
+  reviewButtons();
+  const r = state.review;
+  $("review-msg").textContent = `Faces the model was unsure of (below ${q.min_confidence}), and a random audit sample of faces it was sure of.`;
+  const blob = await (await api(`/v1/review/${r.id}/image`)).blob();
   $("review-img").src = URL.createObjectURL(blob);
-  const [a, b] = state.review.top2;
-  $("review-top2").textContent = `model: ${a[0]} ${(a[1] * 100).toFixed(0)} %, ${b[0]} ${(b[1] * 100).toFixed(0)} %`;
-  $("review-keys").innerHTML = state.labels.map((l, i) => `<kbd>${i + 1}</kbd>${l}`).join(" ") +
-    " <kbd>0</kbd>no face <kbd>s</kbd>skip";
+  const [a, b] = r.top2 || [["?", 0], ["?", 0]];
+  $("review-reason").textContent = r.reason === "audit" ? "audit sample" : "uncertain";
+  $("review-reason").className = "badge " + r.reason;
+  $("review-top2").textContent = `model: ${a[0]} ${pct(a[1])}, ${b[0]} ${pct(b[1])}`;
+  const track = r.track != null ? `, track ${r.track}` : "";
+  $("review-origin").textContent = `from ${r.source}${track}, seen ${new Date(r.time * 1000).toLocaleString()}`;
   $("review-cam").hidden = true;
 }
+
+async function labelReview(label) {
+  if (!state.review) return;
+  const id = state.review.id;
+  state.review = null;
+  try {
+    await api(`/v1/review/${id}`, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({label})});
+    if (label !== "skip") { state.undo.push(id); $("review-last").textContent = `labelled ${label.replace("_", " ")}`; }
+  } catch (e) { $("review-msg").textContent = e.message; }
+  loadReview();
+}
+
+async function undoReview() {
+  const id = state.undo.pop();
+  if (!id) return;
+  try {
+    const r = await apiJson(`/v1/review/${id}/undo`, {method: "POST"});
+    $("review-last").textContent = `undid ${r.undone.replace("_", " ")}: the face is back first in the queue`;
+  } catch (e) { $("review-last").textContent = "undo: " + e.message; }
+  loadReview();
+}
+$("review-undo").addEventListener("click", undoReview);
 
 async function explainReview() {
   if (!state.review) return;
@@ -332,20 +395,16 @@ async function compareReview() {
 }
 $("review-compare").addEventListener("click", compareReview);
 
-document.addEventListener("keydown", async (ev) => {
-  if (activeTab !== "review" || !state.review || ev.target.tagName === "INPUT") return;
+document.addEventListener("keydown", (ev) => {
+  if (activeTab !== "review" || ev.target.tagName === "INPUT" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.key === "u") { undoReview(); return; }
+  if (!state.review) return;
   let label = null;
   if (ev.key === "e") { explainReview(); return; }
   if (ev.key === "s") label = "skip";
   else if (ev.key === "0" || ev.key === "n") label = "no_face";
   else if (/^[1-9]$/.test(ev.key) && parseInt(ev.key, 10) <= state.labels.length) label = state.labels[parseInt(ev.key, 10) - 1];
-  if (!label) return;
-  const id = state.review.id;
-  state.review = null;
-  try {
-    await api(`/v1/review/${id}`, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({label})});
-  } catch (e) { $("review-msg").textContent = e.message; }
-  loadReview();
+  if (label) labelReview(label);
 });
 
 $("review-export").addEventListener("click", () => download("/v1/review-export", "reviewed.zip").catch((e) => {

@@ -244,7 +244,11 @@ def test_migrates_the_file_layout_once_and_keeps_parts(tmp_path):
     (tmp_path / "labelled" / "angry" / f"{ids['flat']}.jpg").write_bytes(b"\xff\xd8\xff flat")
 
     s = ReviewStore(tmp_path, LABELS)
-    assert s.migrated == 4 and not (tmp_path / "pending").exists() and not (tmp_path / "labelled").exists()
+    assert s.migrated == 4 and not (tmp_path / "pending").exists()
+    # labelled/ is now the store's own dataset, written from the database, in the same places
+    assert (tmp_path / "labelled" / ".resemotenet-review-dataset").is_file()
+    assert (tmp_path / "labelled" / "train" / "happy" / f"{ids['train']}.jpg").read_bytes() == b"\xff\xd8\xff train"
+    assert (tmp_path / "labelled" / "test" / "sad" / f"{ids['test']}.jpg").is_file()
     assert [i["id"] for i in s.pending()] == [ids["p"]] and s.pending()[0]["time"] == 1_700_000_000.0
     assert s.image(ids["p"]) == b"\xff\xd8\xff pending"
     assert (s.item(ids["train"])["label"], s.item(ids["train"])["part"]) == ("happy", "train")
@@ -332,3 +336,28 @@ def test_to_review_records_capture_time_and_group(tmp_path):
     item = store.pending()[0]
     assert (item["group"], item["time"], item["reason"]) == ("job-abc#track4", 1_700_000_123.0, "uncertain")
     store.close()
+
+
+def test_the_review_folders_labelled_dataset_follows_every_label_and_undo(tmp_path):
+    from resemotenet.data.readers.folder import read
+
+    s = ReviewStore(tmp_path, LABELS)
+    ids = [s.add(crop(i), face(), "cam", group=f"g{i % 3}") for i in range(6)]
+    for item, label in zip(ids, ["happy", "sad", "angry", "sad", "happy", "angry"], strict=True):
+        s.label(item, label)
+    labelled = tmp_path / "labelled"
+    splits = read(labelled)  # a folder: dataset as it stands, groups from its groups.csv
+    assert sum(len(x.labels) for x in splits.values()) == 6
+    assert set(splits["test"].groups) == {"g0"} and set(splits["train"].groups) == {"g1", "g2"}
+    s.undo(ids[0])  # g0's first face (test/happy): out of the folder, and its now empty class folder too
+    assert not (labelled / "test" / "happy").exists() and len((labelled / "groups.csv").read_text().splitlines()) == 6
+    assert sum(len(x.labels) for x in read(labelled).values()) == 5
+    s.close()
+    (labelled / "train" / "sad" / f"{ids[1]}.jpg").unlink()  # the folder is derived: a start rebuilds it
+    s = ReviewStore(tmp_path, LABELS)
+    assert (labelled / "train" / "sad" / f"{ids[1]}.jpg").is_file() and s.counts()["labelled"] == {
+        "angry": 2,
+        "happy": 1,
+        "sad": 2,
+    }
+    s.close()

@@ -7,8 +7,8 @@ writes face crops. Everything lives in that folder::
                               ('uncertain' or 'audit'), the model's score, top-2 and probabilities,
                               its state (pending, labelled, no_face), label and held-out part
     DIR/crops/<id>.jpg        each item's crop, written before its row commits (``store``)
-    DIR/labelled/             the labelled faces as a ``folder:`` dataset with ``groups.csv``,
-                              written on request (``materialize_folder``)
+    DIR/labelled/             the labelled faces as a ``folder:`` dataset with ``groups.csv``, kept
+                              as the database says (``labelled``): fine-tune with --data folder:DIR/labelled
     DIR/runs/<name>/best.pt, DIR/models/*    fine-tuned weights the page compares on held-out faces
 
 Held out by GROUP, never face by face: a group (one tracked face, or one source's capture day) gets
@@ -27,16 +27,11 @@ folders relative to the review folder, never by their absolute path on the serve
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import re
-import shutil
 import threading
 import time
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,13 +45,13 @@ from ..inference.results import FaceResult
 from ..utils.errors import ConfigError
 from .errors import Conflict, NotFound, Unavailable, Unprocessable
 from .imaging import encode_jpeg
+from .labelled import Face, LiveFolder, write_folder, zip_bytes
 from .store import PARTS, Database
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 NO_FACE, SKIP = "no_face", "skip"
 REASONS = ("uncertain", "audit")
 WEIGHT_GLOBS = ("runs/*/best.pt", "models/*.pt", "models/*.safetensors")
-DATASET_MARK = ".resemotenet-review-dataset"  # in a folder materialize_folder wrote (and may replace)
 _budget: ContextVar[list[int] | None] = ContextVar("review_budget", default=None)
 
 
@@ -84,8 +79,6 @@ class ReviewStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.refused: Counter[str] = Counter()  # crops not queued: 'full', 'request_cap', 'write_error'
-        for leftover in (*self.root.glob(".labelled.tmp-*"), *self.root.glob(".labelled.old-*")):
-            shutil.rmtree(leftover, ignore_errors=True)  # a materialize_folder cut short
         self.db = Database(self.root)
         try:
             self.migrated = self.db.migrate(self.labels, lambda s: bool(ID_PATTERN.match(s)))
@@ -93,6 +86,8 @@ class ReviewStore:
         except BaseException:
             self.db.close()
             raise
+        self.view = LiveFolder(self.root / "labelled")  # derived from the database: rebuilt on start
+        self._refresh_view()
 
     def close(self) -> None:
         self.db.close()
@@ -202,6 +197,7 @@ class ReviewStore:
                 "UPDATE items SET state = 'labelled', label = ?, labelled_at = ?, part = ? WHERE id = ?",
                 (label, time.time(), part, item_id),
             )
+        self.view.put((f"{part}/{label}/{item_id}.jpg", self.db.crop_path(item_id), row["grp"]), self._rows())
         return out
 
     def undo(self, item_id: str) -> dict[str, Any]:
@@ -209,7 +205,7 @@ class ReviewStore:
         Its group keeps its part, so a relabel cannot move a held-out face into training."""
         self._check_id(item_id)
         with self.db.write() as c:
-            row = c.execute("SELECT state, label FROM items WHERE id = ?", (item_id,)).fetchone()
+            row = c.execute("SELECT state, label, part FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no review item {item_id!r}")
             if row["state"] == "pending":
@@ -219,6 +215,8 @@ class ReviewStore:
                 "seq = (SELECT MIN(seq) - 1 FROM items) WHERE id = ?",
                 (item_id,),
             )
+        if row["state"] == "labelled":
+            self.view.drop(f"{row['part']}/{row['label']}/{item_id}.jpg", self._rows())
         return {"id": item_id, "undone": row["label"] if row["state"] == "labelled" else NO_FACE, "state": "pending"}
 
     def labelled(self, part: str) -> list[LabelledFace]:
@@ -269,65 +267,46 @@ class ReviewStore:
         """Fine-tuned checkpoints inside the review folder (never a path taken from a request)."""
         return sorted({p for pattern in WEIGHT_GLOBS for p in self.root.glob(pattern) if p.is_file()})
 
-    # ---- the labelled faces as a folder: dataset ------------------------------------------------
+    # ---- the labelled faces as a folder: dataset (``labelled``) ----------------------------------
 
-    def _dataset(self) -> Iterator[tuple[str, Path, str]]:
+    def _dataset(self) -> list[Face]:
         """(name in the dataset, crop, group) of every labelled face whose crop is there."""
+        out = []
         for part in PARTS:
             for face in self.labelled(part):
                 if face.path.is_file():
-                    yield f"{part}/{face.label}/{face.path.name}", face.path, face.group
+                    out.append((f"{part}/{face.label}/{face.path.name}", face.path, face.group))
                 else:
                     self.db.mark_missing(face.path.stem)
+        return out
+
+    def _rows(self) -> list[tuple[str, str]]:
+        """groups.csv's rows for every labelled face."""
+        rows = self.db.query(
+            "SELECT id, label, part, grp FROM items WHERE state = 'labelled' AND crop_missing = 0 ORDER BY part, id"
+        )
+        return [(f"{r['part']}/{r['label']}/{r['id']}.jpg", r["grp"]) for r in rows]
+
+    def _refresh_view(self) -> None:
+        try:
+            self.view.rebuild(self._dataset())
+        except (ConfigError, Unavailable):
+            pass  # a folder that is not the store's own, or a full disk: left alone (view.ok False)
 
     def export_zip(self) -> bytes:
         """The labelled crops as a zip laid out as a ``folder:`` dataset: ``train|test/<emotion>/<id>.jpg``
         and ``groups.csv`` (``file,group``), so every split made from it keeps a group together."""
-        buf, rows = io.BytesIO(), []
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            for name, path, group in self._dataset():
-                try:
-                    zf.writestr(name, path.read_bytes())
-                except OSError:
-                    continue  # gone since the query: left out, marked by the next start's sweep
-                rows.append((name, group))
-            zf.writestr("groups.csv", _groups_csv(rows))
-        return buf.getvalue()
+        return zip_bytes(self._dataset())
 
     def materialize_folder(self, dst: str | Path | None = None) -> dict[str, Any]:
-        """Write the labelled faces to ``dst`` (default ``DIR/labelled``) as a ``folder:`` dataset with
-        ``groups.csv``: built beside it under a temporary name, then swapped in, so a reader sees the
-        old dataset or the new one, never half. Crops are hard links where the disk allows.
-        ``dst`` may be missing, empty, or a folder this method wrote before; anything else is refused."""
-        dst = Path(dst) if dst is not None else self.root / "labelled"
-        if dst.exists() and not (dst / DATASET_MARK).is_file() and (not dst.is_dir() or any(dst.iterdir())):
-            raise ConfigError(f"{dst}: exists and is not a dataset the review store wrote; give another folder")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
-        rows, parts = [], Counter()
-        try:
-            for name, path, group in self._dataset():
-                out = tmp / name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(path, out)
-                except OSError:
-                    shutil.copyfile(path, out)
-                rows.append((name, group))
-                parts[name.split("/", 1)[0]] += 1
-            tmp.mkdir(parents=True, exist_ok=True)
-            (tmp / "groups.csv").write_text(_groups_csv(rows))
-            (tmp / DATASET_MARK).write_text("written by resemotenet's review store; replaced on each export\n")
-            old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
-            if dst.exists():
-                dst.rename(old)
-            tmp.rename(dst)
-            shutil.rmtree(old, ignore_errors=True)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise Unavailable(f"cannot write the labelled faces to {dst.name}/ ({exc.strerror or exc})") from None
-        groups = {g for _, g in rows}
-        return {"folder": str(dst), "faces": len(rows), "groups": len(groups)} | {p: parts[p] for p in PARTS}
+        """Write the labelled faces to ``dst`` as a ``folder:`` dataset with ``groups.csv`` (crops hard
+        linked where the disk allows), swapped in whole. Default: ``DIR/labelled``, which the store
+        also keeps up to date after each label. ``dst`` may be missing, empty, or a folder this method
+        wrote before; anything else is refused (ConfigError)."""
+        dst = self.view.folder if dst is None else Path(dst)
+        if dst.resolve() == self.view.folder.resolve():
+            return self.view.rebuild(self._dataset())
+        return write_folder(dst, self._dataset())
 
 
 def _item(r: Any) -> dict[str, Any]:
@@ -346,11 +325,3 @@ def _item(r: Any) -> dict[str, Any]:
         "label": r["label"],
         "part": r["part"],
     }
-
-
-def _groups_csv(rows: list[tuple[str, str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "group"])
-    w.writerows(rows)
-    return buf.getvalue()

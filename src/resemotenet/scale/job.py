@@ -10,15 +10,18 @@ find a CPU: on a 2-CPU machine, 2 actors x 1 CPU would leave none and the job co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..inference.faces import DEFAULT_DETECTOR
 from ..utils.errors import ConfigError, ResEmoteNetError, extra_error
@@ -68,6 +71,30 @@ def quiet_ray(verbose: bool = False) -> None:
     if not verbose:
         warnings.filterwarnings("ignore", module=r"ray(\..*)?$")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+@contextlib.contextmanager
+def terminal(verbose: bool = False) -> Iterator[TextIO]:
+    """A stream for the job's own progress bar. Unless ``verbose``, whatever else is written
+    to this process's standard error meanwhile (Ray's C++ core logs there directly, past
+    Python's logging) goes to a temporary file that is dropped afterwards; the job's own
+    errors are raised, and printed by the caller once the terminal is restored."""
+    if verbose:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    own = os.fdopen(os.dup(saved), "w", buffering=1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield own
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            own.close()
 
 
 def connect(address: str | None, verbose: bool = False) -> tuple[Any, bool]:
@@ -182,14 +209,15 @@ def run_batch(
     if todo:
         started_at = time.monotonic()
         try:
-            ray, started = connect(address, verbose)
-            startup = time.monotonic() - started_at
-            try:
-                failed = _execute(ray, todo, parts, workers, settings, worker, progress)
-            finally:
-                run = time.monotonic() - started_at - startup
-                if started:
-                    ray.shutdown()
+            with terminal(verbose) as out:
+                ray, started = connect(address, verbose)
+                startup = time.monotonic() - started_at
+                try:
+                    failed = _execute(ray, todo, parts, workers, settings, worker, progress, out)
+                finally:
+                    run = time.monotonic() - started_at - startup
+                    if started:
+                        ray.shutdown()
         except BaseException:
             parts.discard_if_empty()  # nothing finished: no folder to block the corrected command
             raise
@@ -204,6 +232,7 @@ def _execute(
     settings: dict[str, Any],
     worker: type,
     show_progress: bool = True,
+    out: TextIO | None = None,
 ) -> dict[str, str]:
     """Run the items on the actor pool; write each finished part; {key: error} of failed items."""
     from ray.data import ActorPoolStrategy, DataContext
@@ -228,7 +257,7 @@ def _execute(
             max_task_retries=RESTARTS,
         )
     failed: dict[str, str] = {}
-    bar = progress(total=len(todo), desc="work items", unit="item", enabled=show_progress)
+    bar = progress(total=len(todo), desc="work items", unit="item", enabled=show_progress, file=out)
     try:
         for row in ds.iter_rows():
             if row["error"]:

@@ -25,7 +25,7 @@ DETECTOR_URL = "/v1/on-device/detector.onnx"
 
 def detector_info() -> dict[str, Any]:
     """CenterFace's decoding constants and the defaults ``CenterFaceDetector`` runs with."""
-    from ..inference import centerface
+    from ..inference.faces import centerface
 
     params = inspect.signature(centerface.CenterFaceDetector).parameters
     return {
@@ -39,7 +39,7 @@ def detector_info() -> dict[str, Any]:
 
 
 def detector_path() -> Path:
-    from ..inference.centerface import weights_path
+    from ..inference.faces.centerface import weights_path
 
     return weights_path()
 

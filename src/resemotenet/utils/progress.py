@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def shown(enabled: bool = True) -> bool:
-    return enabled and sys.stderr.isatty()
+def shown(enabled: bool = True, file: Any = None) -> bool:
+    return enabled and (file or sys.stderr).isatty()
 
 
 def progress(
@@ -20,9 +20,11 @@ def progress(
     desc: str = "",
     unit: str = "it",
     enabled: bool = True,
+    file: Any = None,
     **kw: Any,
 ) -> Any:
-    """A ``tqdm`` bar (``iterable`` wrapped, or updated by hand when None)."""
+    """A ``tqdm`` bar (``iterable`` wrapped, or updated by hand when None) on ``file``
+    (default: standard error)."""
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -30,10 +32,10 @@ def progress(
         total=total,
         desc=desc,
         unit=unit,
-        disable=not shown(enabled),
+        disable=not shown(enabled, file),
         leave=False,
         dynamic_ncols=True,
-        file=sys.stderr,
+        file=file or sys.stderr,
         **kw,
     )
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import json
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -457,3 +459,379 @@ def test_an_extra_that_is_installed_but_broken_says_so_not_missing(tmp_path, mon
     with pytest.raises(MissingExtraError, match=r"absent_pkg_xyz is not installed.*resemotenet\[export\]") as info:
         import_extra("absent_pkg_xyz", "export")
     assert not isinstance(info.value, BrokenExtraError)
+
+
+# ---- the output rule: a table-driven corpus ------------------------------------------------------
+# Each case: the command line, the exit code, a pattern its stderr must match, the files made
+# beforehand that must come out byte-identical (sha256 before and after) and the paths that must
+# not exist afterwards. Placeholders: {tmp} (the case's folder), {ckpt} (a tiny checkpoint),
+# {img} (the shipped photo), {fer} (a FER2013 csv), {onnx} (an ONNX file with metadata).
+KEEP = b"someone's results, keep me\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    argv: tuple[str, ...]
+    code: int
+    message: str
+    keep: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    setup: tuple[Callable[[Path], object], ...] = ()
+    needs: tuple[str, ...] = ()
+
+
+def _put(rel: str, data: bytes = KEEP) -> Callable[[Path], object]:
+    def make(root: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+    return make
+
+
+def _fake_onnx(root: Path) -> None:
+    """An ONNX graph (identity) that carries the package's metadata: enough to pass the model checks."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 48, 48])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, 48, 48])
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "g", [x], [y])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    meta = {
+        "model": "resemotenet_s",
+        "labels": ["a"],
+        "preprocess": {"size": 48, "channels": 1, "mean": [0.5], "std": [0.25]},
+    }
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "resemotenet", json.dumps(meta)
+    onnx.save(proto, str(root / "fake.onnx"))
+
+
+def _damaged_cache(root: Path) -> None:
+    """The cache file of {fer}, cut in half (a full disk, an interrupted copy)."""
+    from resemotenet.utils.io import cache_dir, file_sha256
+
+    cached = cache_dir() / f"fer2013-{file_sha256(root / 'fer2013.csv')[:16]}.npz"
+    cached.write_bytes(b"PK\x03\x04" + b"\0" * 200)
+
+
+PREDICT = ("predict", "{img}", "--model", "{ckpt}")
+EXISTS = r"already exists \(use --force to overwrite\)"
+EXISTS_OR_APPEND = r"already exists \(use --force to overwrite, or --append to add to it\)"
+TRAIN = ("train", "--data", "fer2013:{fer}", *TINY_RUN)
+
+OUTPUT_CASES: dict[str, Case] = {
+    # predict: every check before the results file opens; an existing one is refused, never emptied
+    "predict_stride_0_keeps_results": Case(
+        (*PREDICT, "--stride", "0", "-o", "{tmp}/out.jsonl", "--force"),
+        2,
+        r"stride must be >= 1, got 0",
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_max_frames_0": Case(
+        (*PREDICT, "--max-frames", "0", "-o", "{tmp}/out.jsonl"),
+        2,
+        r"max_frames must be >= 1, got 0",
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_existing_results": Case(
+        (*PREDICT, "-o", "{tmp}/out.jsonl"),
+        2,
+        r"out\.jsonl: " + EXISTS_OR_APPEND,
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_existing_csv": Case(
+        (*PREDICT, "-o", "{tmp}/out.csv"),
+        2,
+        r"out\.csv: " + EXISTS_OR_APPEND,
+        keep=("out.csv",),
+        setup=(_put("out.csv"),),
+    ),
+    "predict_force_and_append": Case(
+        (*PREDICT, "-o", "{tmp}/out.jsonl", "--force", "--append"),
+        2,
+        r"--force .* --append .*choose one",
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_bad_model_with_force": Case(
+        ("predict", "{img}", "--model", "{tmp}/none.pt", "-o", "{tmp}/out.jsonl", "--force"),
+        2,
+        r"none\.pt.*not found",
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_bad_detector_with_force": Case(
+        (*PREDICT, "--detector", "nosuch", "-o", "{tmp}/out.jsonl", "--force"),
+        2,
+        r"nosuch",
+        keep=("out.jsonl",),
+        setup=(_put("out.jsonl"),),
+    ),
+    "predict_json_suffix": Case(
+        (*PREDICT, "-o", "{tmp}/out.json"), 2, r"must end with one of \.jsonl, \.csv", absent=("out.json",)
+    ),
+    "predict_output_is_a_folder": Case(
+        (*PREDICT, "-o", "{tmp}/results.jsonl"),
+        2,
+        r"results\.jsonl: is a folder",
+        keep=("results.jsonl/x",),
+        setup=(_put("results.jsonl/x"),),
+    ),
+    "predict_output_under_a_file": Case(
+        (*PREDICT, "-o", "{tmp}/notes/out.jsonl"),
+        2,
+        r"cannot be written \(.*notes is a file",
+        keep=("notes",),
+        setup=(_put("notes"),),
+    ),
+    "predict_append_other_columns": Case(
+        (*PREDICT, "-o", "{tmp}/out.csv", "--append"),
+        2,
+        r"out\.csv: --append needs the same columns",
+        keep=("out.csv",),
+        setup=(_put("out.csv", b"a,b,c\n1,2,3\n"),),
+    ),
+    "predict_annotated_folder_in_use": Case(
+        (*PREDICT, "-o", "{tmp}/out.jsonl", "--save-annotated", "{tmp}/ann"),
+        2,
+        r"ann: " + EXISTS,
+        keep=("ann/old.jpg",),
+        absent=("out.jsonl",),
+        setup=(_put("ann/old.jpg"),),
+    ),
+    # train: a refusal names the flag that gets past it; a forced run is replaced only once its data loads
+    "train_run_without_last_names_force_only": Case(
+        (*TRAIN, "-o", "{tmp}/run"),
+        2,
+        r"run: holds a run \(best\.pt, results\.csv, config\.yaml\); pass --force",
+        keep=("run/best.pt", "run/results.csv", "run/config.yaml"),
+        setup=(_put("run/best.pt"), _put("run/results.csv"), _put("run/config.yaml")),
+    ),
+    "train_resume_nothing_there": Case(
+        (*TRAIN, "-o", "{tmp}/run", "--resume"),
+        2,
+        r"nothing to resume .*without --resume",
+        keep=("run/config.yaml",),
+        setup=(_put("run/config.yaml"),),
+    ),
+    "train_resume_without_last": Case(
+        (*TRAIN, "-o", "{tmp}/run", "--resume"),
+        2,
+        r"nothing to resume .*--force instead of --resume",
+        keep=("run/results.csv",),
+        setup=(_put("run/results.csv"),),
+    ),
+    "train_force_with_bad_data_keeps_the_run": Case(
+        ("train", "--data", "fer2013:{tmp}/none.csv", *TINY_RUN, "-o", "{tmp}/run", "--force"),
+        2,
+        r"none\.csv",
+        keep=("run/last.pt", "run/results.csv"),
+        setup=(_put("run/last.pt"), _put("run/results.csv")),
+    ),
+    # export, quantize, average: refused before any work, the same words
+    "export_safetensors_exists": Case(
+        ("export", "{ckpt}", "--format", "safetensors", "-o", "{tmp}/m.safetensors"),
+        2,
+        r"m\.safetensors: " + EXISTS,
+        keep=("m.safetensors",),
+        setup=(_put("m.safetensors"),),
+    ),
+    "export_onnx_exists": Case(
+        ("export", "{ckpt}", "-o", "{tmp}/m.onnx", "--synthetic"),
+        2,
+        r"m\.onnx: " + EXISTS,
+        keep=("m.onnx",),
+        setup=(_put("m.onnx"),),
+    ),
+    "export_without_faces_names_both_ways": Case(
+        ("export", "{ckpt}", "-o", "{tmp}/m.onnx"),
+        2,
+        r"no faces for the parity check: pass --data NAME:PATH.*--synthetic",
+        absent=("m.onnx",),
+        needs=("onnx", "onnxscript"),
+    ),
+    "export_synthetic_and_data": Case(
+        ("export", "{ckpt}", "-o", "{tmp}/m.onnx", "--synthetic", "--data", "fer2013:{fer}"),
+        2,
+        r"--synthetic and --data .*give one",
+        absent=("m.onnx",),
+    ),
+    "export_limit_0": Case(
+        ("export", "{ckpt}", "-o", "{tmp}/m.onnx", "--synthetic", "--limit", "0"),
+        2,
+        r"--limit must be >= 1, got 0",
+        absent=("m.onnx",),
+    ),
+    "quantize_exists": Case(
+        ("quantize", "{onnx}", "-o", "{tmp}/q.onnx", "--synthetic"),
+        2,
+        r"q\.onnx: " + EXISTS,
+        keep=("q.onnx", "fake.onnx"),
+        setup=(_put("q.onnx"), _fake_onnx),
+        needs=("onnx",),
+    ),
+    "quantize_without_data_names_both_ways": Case(
+        ("quantize", "{onnx}", "-o", "{tmp}/q.onnx"),
+        2,
+        r"FER2013 was not found; pass --data NAME:PATH.*--synthetic",
+        keep=("fake.onnx",),
+        absent=("q.onnx",),
+        setup=(_fake_onnx,),
+        needs=("onnx", "onnxruntime"),
+    ),
+    "quantize_missing_model": Case(
+        ("quantize", "{tmp}/none.onnx", "-o", "{tmp}/q.onnx", "--synthetic"),
+        2,
+        r"none\.onnx: ONNX file not found",
+        absent=("q.onnx",),
+        needs=("onnx",),
+    ),
+    "average_exists": Case(
+        ("average", "{ckpt}", "{ckpt}", "-o", "{tmp}/avg.safetensors"),
+        2,
+        r"avg\.safetensors: " + EXISTS,
+        keep=("avg.safetensors",),
+        setup=(_put("avg.safetensors"),),
+    ),
+    # eval: --limit positive; an existing report refused
+    "eval_limit_0": Case(
+        ("eval", "{ckpt}", "--data", "fer2013:{fer}", "--limit", "0"), 2, r"--limit must be >= 1, got 0"
+    ),
+    "eval_limit_negative": Case(
+        ("eval", "{ckpt}", "--data", "fer2013:{fer}", "--limit", "-5"), 2, r"--limit must be >= 1, got -5"
+    ),
+    "eval_report_exists": Case(
+        ("eval", "{ckpt}", "--data", "fer2013:{fer}", "-o", "{tmp}/ev"),
+        2,
+        r"metrics\.json: " + EXISTS,
+        keep=("ev/metrics.json",),
+        setup=(_put("ev/metrics.json"),),
+    ),
+    # a damaged cache file is dropped, named and rebuilt: the run goes on
+    "damaged_cache_is_rebuilt": Case(
+        ("eval", "{ckpt}", "--data", "fer2013:{fer}", "--limit", "8"),
+        0,
+        r"note: .*fer2013-[0-9a-f]{16}\.npz: damaged cache file \(BadZipFile\) removed; rebuilding it",
+        setup=(_damaged_cache,),
+    ),
+    # the Ray runner: checked in this process before Ray starts
+    "ray_workers_0": Case(
+        (*PREDICT, "--engine", "ray", "--workers", "0", "-o", "{tmp}/r.jsonl"),
+        2,
+        r"workers must be >= 1, got 0",
+        absent=("r.jsonl", "r.jsonl.parts"),
+    ),
+    "ray_existing_results": Case(
+        (*PREDICT, "--engine", "ray", "-o", "{tmp}/r.jsonl"),
+        2,
+        r"r\.jsonl: " + EXISTS,
+        keep=("r.jsonl",),
+        absent=("r.jsonl.parts",),
+        setup=(_put("r.jsonl"),),
+    ),
+    "ray_append": Case(
+        (*PREDICT, "--engine", "ray", "--append", "-o", "{tmp}/r.jsonl"),
+        2,
+        r"--append: not available with --engine ray",
+        keep=("r.jsonl",),
+        setup=(_put("r.jsonl"),),
+    ),
+    "ray_bad_model_leaves_no_parts": Case(
+        ("predict", "{img}", "--engine", "ray", "--model", "{tmp}/notes.pt", "-o", "{tmp}/r.jsonl"),
+        2,
+        r"notes\.pt: not a checkpoint file",
+        absent=("r.jsonl", "r.jsonl.parts"),
+        setup=(_put("notes.pt", b"hello"),),
+        needs=("ray", "pyarrow"),
+    ),
+}
+
+
+def _hashes(root: Path, rels: tuple[str, ...]) -> dict[str, str]:
+    from resemotenet.utils.io import file_sha256
+
+    return {rel: file_sha256(root / rel) for rel in rels}
+
+
+def _placed(arg: str, places: dict[str, Path]) -> str:
+    for key, value in places.items():  # not str.format: the recipes' flags hold braces of their own
+        arg = arg.replace("{" + key + "}", str(value))
+    return arg
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUT_CASES))
+def test_output_rule_corpus(name, tmp_path, tiny_checkpoint, fer2013_csv, capsys, monkeypatch):
+    from resemotenet.inference.sources import demo_image
+
+    case = OUTPUT_CASES[name]
+    for module in case.needs:
+        pytest.importorskip(module, reason=f"{module} is not installed (an optional extra)")
+    monkeypatch.delenv("RESEMOTENET_FER2013", raising=False)  # no faces but those a case names
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    for make in case.setup:
+        make(tmp_path)
+    before = _hashes(tmp_path, case.keep)
+    places = {
+        "tmp": tmp_path,
+        "ckpt": tiny_checkpoint,
+        "img": demo_image(),
+        "fer": fer2013_csv,
+        "onnx": tmp_path / "fake.onnx",
+    }
+    code = main([_placed(arg, places) for arg in case.argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, out + err
+    assert code == case.code, f"exit {code}, expected {case.code}: {out}{err}"
+    assert re.search(case.message, err), f"{case.message!r} not in {err!r}"
+    if case.code:
+        assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+    assert _hashes(tmp_path, case.keep) == before, "an existing output was changed"
+    assert not [rel for rel in case.absent if (tmp_path / rel).exists()], "an output was written"
+    assert not list(tmp_path.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_a_run_stopped_in_its_first_epoch_restarts_with_the_same_command(tmp_path, fer2013_csv, capsys):
+    """Only config.yaml (a Ctrl-C before the first epoch ended): nothing to lose, no flag needed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("epochs: 1\n")
+    assert main(["train", "--data", f"fer2013:{fer2013_csv}", "-o", str(run), *TINY_RUN]) == 0
+    assert (run / "last.pt").is_file() and "epochs: 1\n" != (run / "config.yaml").read_text()
+
+
+def test_predict_append_adds_rows_and_force_replaces(tmp_path, tiny_checkpoint, capsys):
+    from resemotenet.inference.sources import demo_image
+
+    out = tmp_path / "r.jsonl"
+    argv = ["predict", str(demo_image()), "--model", str(tiny_checkpoint), "-o", str(out)]
+    assert main(argv) == 0
+    first = out.read_text()
+    assert main([*argv, "--append"]) == 0
+    assert out.read_text() == first + first
+    assert main([*argv, "--force"]) == 0
+    assert out.read_text() == first and not list(tmp_path.glob("*.tmp"))
+
+
+def test_serve_on_a_busy_port_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import socket
+
+    pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+    from resemotenet.serve import server
+
+    monkeypatch.setattr(server, "run", lambda *a, **kw: pytest.fail("the server started"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["serve", "--model", "fast", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out, out
+    assert (
+        err.strip()
+        == f"resemotenet serve: error: port {port} on 127.0.0.1 is in use (another server?): stop it, or choose another --port"
+    )

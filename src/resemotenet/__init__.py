@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time names load on 
     from .engine.trainer import train
     from .export.onnx import export_onnx
     from .export.quantize import quantize_onnx
-    from .inference.backends import open_backend, open_card
+    from .inference.backends import open_backend, read_card
     from .inference.predictor import Predictor
     from .labels import EMOTIONS7, EMOTIONS8
     from .models import create_model, list_models, load_model, save_model
@@ -50,7 +50,8 @@ _API = {
     "ModelCard": "resemotenet.card",
     "Framing": "resemotenet.card",
     "Metric": "resemotenet.card",
-    "open_card": "resemotenet.inference.backends",
+    "read_card": "resemotenet.inference.backends",
+    "open_card": "resemotenet.inference.backends",  # the older name of read_card
 }
 
 __all__ = [
@@ -72,7 +73,7 @@ __all__ = [
     "load_data",
     "load_model",
     "open_backend",
-    "open_card",
+    "read_card",
     "quantize_onnx",
     "save_model",
     "train",

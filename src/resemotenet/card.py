@@ -22,6 +22,19 @@ from .utils.errors import CheckpointError
 FORMAT = "resemotenet/1"
 
 
+class MetaView(dict):
+    """A card's metadata as a read-only dict (``model.pretrained_cfg``, ``backend.meta``): for
+    readers used to timm's dict; the card itself is what the package reads and writes."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("this metadata is a read-only view of the model card; make a new card with card.with_(...)")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return MetaView, (dict(self),)
+
+
 @dataclass(frozen=True)
 class Framing:
     """How a detector's face box becomes the crop the model saw in training.
@@ -75,6 +88,9 @@ class ModelCard:
     parameters: int | None = None
     metrics: tuple[Metric, ...] = ()
     package_version: str = ""
+    explain_layer: str | None = None  # the layer Grad-CAM reads (None: the model's last block)
+    epoch: int | None = None  # the training epoch these weights come from, when one run wrote them
+    averaged_from: tuple[str, ...] = ()  # the checkpoints a weight average was made of
     extra: Mapping[str, Any] = field(default_factory=dict)  # anything else the file carried
 
     # ---- the one preprocessing -----------------------------------------------------------------
@@ -103,11 +119,18 @@ class ModelCard:
             "training_data": self.training_data,
             "recipe": self.recipe,
             "parameters": self.parameters,
+            "explain_layer": self.explain_layer,
+            "epoch": self.epoch,
+            "averaged_from": list(self.averaged_from) or None,
         }
         meta.update({k: v for k, v in optional.items() if v not in (None, "")})
         if self.metrics:
             meta["metrics"] = [m.to_dict() for m in self.metrics]
         return meta
+
+    def view(self) -> MetaView:
+        """``to_meta()`` as a read-only dict."""
+        return MetaView(self.to_meta())
 
     def to_json(self) -> str:
         return json.dumps(self.to_meta(), sort_keys=True)
@@ -140,6 +163,9 @@ class ModelCard:
                 "parameters",
                 "metrics",
                 "package_version",
+                "explain_layer",
+                "epoch",
+                "averaged_from",
             }
             return cls(
                 arch=str(meta["model"]),
@@ -154,6 +180,9 @@ class ModelCard:
                 parameters=None if meta.get("parameters") is None else int(meta["parameters"]),
                 metrics=metrics,
                 package_version=str(meta.get("package_version", "")),
+                explain_layer=None if meta.get("explain_layer") is None else str(meta["explain_layer"]),
+                epoch=None if meta.get("epoch") is None else int(meta["epoch"]),
+                averaged_from=tuple(str(p) for p in meta.get("averaged_from") or ()),
                 extra={k: v for k, v in meta.items() if k not in known},
             )
         except (TypeError, ValueError) as exc:
@@ -165,6 +194,20 @@ class ModelCard:
             return cls.from_meta(json.loads(text), where)
         except ValueError:
             raise CheckpointError(f"{where}: its resemotenet metadata is not valid JSON") from None
+
+    @property
+    def name(self) -> str:
+        """The architecture's registry name (what a listing or a page shows for the model)."""
+        return self.arch
+
+    def identity(self) -> tuple:
+        """What must agree for two weights files to be the same model (averaging, promoting)."""
+        return (
+            self.arch,
+            json.dumps(dict(self.arch_kwargs), sort_keys=True),
+            self.labels,
+            json.dumps(self.preprocess.to_dict(), sort_keys=True),
+        )
 
     def with_(self, **changes: Any) -> ModelCard:
         """A copy with some fields changed (the card itself is frozen)."""

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig, PreprocessSpec
+from ..card import ModelCard
+from ..config import DataConfig
 from ..data import load_splits
 from ..data.dataset import Split, materialize
 from ..engine.evaluator import predict_probs, restrict
@@ -105,14 +106,14 @@ def apply_threshold(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[
     return {"coverage": float(keep.mean()) if len(y) else float("nan"), "accuracy": acc}
 
 
-def _logits(model: Any, split: Split, meta: dict[str, Any], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _logits(model: Any, split: Split, card: ModelCard, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Log-probabilities at T=1 (equal to the logits up to a per-row constant, which softmax
     ignores) restricted to the labels the model and the data share."""
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    spec = card.preprocess
     probs = predict_probs(model, materialize(split, spec.size, reduce_to=spec.reduce_to), spec, 1.0, batch_size)
     y = split.labels
-    if tuple(meta["labels"]) != tuple(split.label_names):
-        probs, y, _ = restrict(probs, y, tuple(meta["labels"]), tuple(split.label_names))
+    if tuple(card.labels) != tuple(split.label_names):
+        probs, y, _ = restrict(probs, y, tuple(card.labels), tuple(split.label_names))
     return np.log(np.clip(probs.astype(np.float64), 1e-30, None)), y
 
 
@@ -128,16 +129,18 @@ def calibrate(
     target_accuracy: float | None = 0.9,
     batch_size: int = 256,
 ) -> dict[str, Any]:
-    """Fit T on the validation split, store it in ``output`` (default: ``checkpoint`` itself),
-    and report NLL / ECE before and after on val and, as a report only, on test."""
+    """Fit T on the validation split and choose the threshold that reaches ``target_accuracy`` on
+    it; store both in the card of ``output`` (default: ``checkpoint`` itself); report NLL / ECE
+    before and after on val and, as a report only, on test."""
     path = Path(checkpoint)
     if path.suffix not in (".pt", ".safetensors"):
         raise CheckpointError(f"{path}: calibrate needs a .pt or .safetensors checkpoint")
-    state, meta, extra = load_checkpoint(path)
-    model = model_from_state(state, meta, str(path))
+    ckpt = load_checkpoint(path)
+    state, card, extra = ckpt.state, ckpt.card, ckpt.training
+    model = model_from_state(state, card, str(path))
     splits = load_splits(data)
-    (lv, yv), (lt, yt) = (_logits(model, splits[s], meta, batch_size) for s in ("val", "test"))
-    old_t = float(meta.get("temperature", 1.0))
+    (lv, yv), (lt, yt) = (_logits(model, splits[s], card, batch_size) for s in ("val", "test"))
+    old_t = card.temperature
     t = fit_temperature(lv, yv)
     result: dict[str, Any] = {
         "temperature": t,
@@ -161,6 +164,11 @@ def calibrate(
         }
     out = Path(output) if output else path
     half = any(v.dtype.is_floating_point and v.element_size() == 2 for v in state.values())
-    save_model(out, model, {**meta, "temperature": t}, half=half, extra=extra if out.suffix == ".pt" else None)
+    threshold = card.threshold
+    if target_accuracy is not None and result["risk_coverage"]["recommended"]["min_confidence"] is not None:
+        threshold = float(result["risk_coverage"]["recommended"]["min_confidence"])  # the card's, beside T
+    new = card.with_(temperature=t, threshold=threshold)
+    save_model(out, model, new.to_meta(), half=half, extra=extra if out.suffix == ".pt" else None)
+    result["threshold"] = threshold
     result["checkpoint"] = str(out)
     return result

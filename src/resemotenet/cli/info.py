@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from ..models.checkpoint import SHIPPED, load_checkpoint
 
     if args.model:
-        from ..inference.backends import open_card
+        from ..inference.backends import read_card
 
-        card = open_card(args.model)
+        card = read_card(args.model)
         print(json.dumps(card.to_meta(), indent=2) if args.json else card.describe())
         return 0
     print(f"resemotenet {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..card import ModelCard
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..data.transforms import preprocess_batch
@@ -44,13 +45,14 @@ def average_checkpoints(
     checkpoints' input size, un-augmented) re-estimate the batch norms."""
     output = check_output(output, force=force)
     state, meta = average_states(list(paths))
-    model = model_from_state(state, meta, str(paths[-1]))
+    card = ModelCard.from_meta(meta, str(paths[-1]))
+    model = model_from_state(state, card, str(paths[-1]))
     n_bn = 0
     if bn_split is not None:
-        spec = PreprocessSpec.from_dict(meta["preprocess"])
+        spec = card.preprocess
         images = materialize(bn_split, spec.size, gray=spec.channels == 1, reduce_to=spec.reduce_to)
         with torch.no_grad():
             n_bn = recompute_bn(model, images, spec, batch_size)
-        meta["bn_recomputed_on"] = n_bn
-    save_model(output, model, meta, half=half)
-    return {"output": str(output), "n": len(paths), "bn_images": n_bn, "model": meta["model"]}
+        card = card.with_(extra={**dict(card.extra), "bn_recomputed_on": n_bn})
+    save_model(output, model, card.to_meta(), half=half)
+    return {"output": str(output), "n": len(paths), "bn_images": n_bn, "model": card.arch}

@@ -65,9 +65,10 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from another checkpoint (``default`` = the shipped model); a head of another size
     is left freshly initialised."""
     path = cfg.init_from  # a file, or a shipped name ('default', 'fast')
-    state, meta, _ = load_checkpoint(path)
-    if meta["model"] != cfg.model.name:
-        raise CheckpointError(f"{path}: holds {meta['model']!r}, config asks for {cfg.model.name!r}")
+    ckpt = load_checkpoint(path)
+    state = ckpt.state
+    if ckpt.card.arch != cfg.model.name:
+        raise CheckpointError(f"{path}: holds {ckpt.card.arch!r}, config asks for {cfg.model.name!r}")
     own = model.state_dict()
     fits = {
         k: v.float() if v.is_floating_point() else v for k, v in state.items() if k in own and own[k].shape == v.shape
@@ -298,13 +299,13 @@ class Trainer:
             return ClassificationTask(**kw)
         from ..models.checkpoint import preprocess_of
 
-        state, meta, _ = load_checkpoint(cfg.teacher)
-        if list(meta["labels"]) != list(label_names(cfg.model.num_classes)):
+        ckpt = load_checkpoint(cfg.teacher)
+        if list(ckpt.card.labels) != list(label_names(cfg.model.num_classes)):
             raise ConfigError(
-                f"{cfg.teacher}: teacher labels {meta['labels']} differ from the student's "
+                f"{cfg.teacher}: teacher labels {list(ckpt.card.labels)} differ from the student's "
                 f"{list(label_names(cfg.model.num_classes))}"
             )
-        teacher = model_from_state(state, meta, cfg.teacher).to(self.device)
+        teacher = model_from_state(ckpt.state, ckpt.card, cfg.teacher).to(self.device)
         return DistillationTask(
             teacher, cfg.preprocess, preprocess_of(teacher), cfg.distill_alpha, cfg.distill_temperature, **kw
         )
@@ -451,12 +452,13 @@ class Trainer:
                 flush=True,
             )
         elif self.main:
-            state, meta, extra = load_checkpoint(self.out / "best.pt")
-            best = model_from_state(state, meta).to(self.device)
+            ckpt = load_checkpoint(self.out / "best.pt")
+            extra = ckpt.training
+            best = model_from_state(ckpt.state, ckpt.card).to(self.device)
             test = evaluate(
                 best,
                 self.splits["test"],
-                meta["labels"],
+                ckpt.card.labels,
                 self.cfg.preprocess,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,

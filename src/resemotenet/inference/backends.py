@@ -10,7 +10,7 @@ the ``--labels/--size`` style options), and the error says which of them is miss
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import ModelCard
+from ..card import MetaView, ModelCard
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from ..utils.errors import CheckpointError, ConfigError, DataError, import_extra
 from ..utils.runtime import native_bf16
@@ -32,6 +32,11 @@ class _Backend:
     ``transforms()``, and ``predict(crops)`` (calibrated probabilities for uint8 face crops)."""
 
     card: ModelCard | None
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """The card's metadata as a read-only dict (older spelling; read ``card`` instead)."""
+        return self.card.view() if self.card is not None else MetaView()
 
     def transforms(self) -> Any:
         if self.card is None:
@@ -66,12 +71,11 @@ class _FileBackend(_Backend):
         meta = _file_meta(path, props)
         meta.update(overrides or {})
         given = {k: shortcuts.get(k) for k in SHORTCUTS}
-        self.meta = _complete(path, meta, self.input_shape, **given)
-        self.card = ModelCard.from_meta(self.meta, str(path))
-        if outputs is not None and outputs != len(self.meta["labels"]):
+        self.card = ModelCard.from_meta(_complete(path, meta, self.input_shape, **given), str(path))
+        if outputs is not None and outputs != len(self.card.labels):
             raise CheckpointError(
-                f"{path}: the model has {outputs} outputs but {len(self.meta['labels'])} "
-                f"labels were given ({self.meta['labels']})"
+                f"{path}: the model has {outputs} outputs but {len(self.card.labels)} "
+                f"labels were given ({list(self.card.labels)})"
             )
 
 
@@ -86,8 +90,10 @@ class TorchBackend(_Backend):
         from ..utils.runtime import resolve_device
 
         self.device = resolve_device(device)
-        self.meta: dict[str, Any] = dict(getattr(model, "pretrained_cfg", {}))
-        self.card = ModelCard.from_meta(self.meta, "model") if self.meta else None
+        card = getattr(model, "card", None)
+        if card is None and getattr(model, "pretrained_cfg", None):  # a module given its metadata by hand
+            card = ModelCard.from_meta(model.pretrained_cfg, "model")
+        self.card: ModelCard | None = card
         model = model.eval()
         if fuse:
             model = _fuse_conv_bn(model)
@@ -227,8 +233,8 @@ class AutoBackend(_Backend):
             self.engines["openvino"] = OpenVinoBackend(path, overrides, threads, **shortcuts)
         except (CheckpointError, RuntimeError, OSError):
             pass  # a graph OpenVINO cannot compile: onnxruntime alone, which opened it
-        self.meta, self.card, self.input_shape = first.meta, first.card, first.input_shape
-        spec = PreprocessSpec.from_dict(self.meta["preprocess"])
+        self.card, self.input_shape = first.card, first.input_shape
+        spec = self.card.preprocess
         self.timings: dict[str, dict[str, float]] = {}
         self.choice: dict[str, str] = {}
         for key, n in (("single", 1), ("batch", max(2, probe_batch))):
@@ -396,11 +402,34 @@ def open_backend(
     return TorchBackend(load_model(model), device, fuse)
 
 
-def open_card(model: str | Path | None = None) -> ModelCard:
-    """The model card of a shipped name, a checkpoint, a safetensors or an ONNX file."""
+def read_card(model: str | Path | None = None) -> ModelCard:
+    """The model card of a shipped name, a checkpoint, a safetensors or an ONNX file, read from
+    the file's metadata alone: no inference session is opened, no model is built."""
     if model is not None and str(model).lower().endswith(".onnx"):
-        return OnnxBackend(model).card
+        path = Path(model)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: ONNX file not found")
+        meta = _complete(path, _file_meta(path, _onnx_props(path)), (None, None, None), **dict.fromkeys(SHORTCUTS))
+        return ModelCard.from_meta(meta, str(path))
     from ..models.checkpoint import load_checkpoint
 
-    _, meta, _ = load_checkpoint("default" if model is None else model)
-    return ModelCard.from_meta(meta, str(model))
+    return load_checkpoint("default" if model is None else model).card
+
+
+open_card = read_card  # the older name
+
+
+def _onnx_props(path: Path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` from its protobuf (``onnx`` when installed), else from
+    onnxruntime's reader (which does not run the graph either)."""
+    try:
+        import onnx
+    except ImportError:
+        from ..utils.ort import ort_session
+
+        return dict(ort_session(path, 1).get_modelmeta().custom_metadata_map)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for a damaged file
+        raise CheckpointError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from exc
+    return {p.key: p.value for p in proto.metadata_props}

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..card import ModelCard
 from ..utils.errors import CheckpointError, ConfigError, DataError
 
 LAYERS = ("se", "res_block1", "res_block2", "res_block3")
@@ -36,18 +37,11 @@ def _torch_model(model_or_predictor: Any) -> nn.Module:
     """The plain (unfused) torch module behind a model or a Predictor."""
     if isinstance(model_or_predictor, nn.Module):
         return model_or_predictor
-    source = getattr(model_or_predictor, "model_source", None)
-    if isinstance(source, nn.Module):
-        return source
-    if source is not None and str(source).lower().endswith(".onnx"):
-        raise ConfigError("explain needs a torch checkpoint: an ONNX model gives no gradients here")
-    cached = getattr(model_or_predictor, "_explain_model", None)
-    if cached is None:
-        from ..models import load_model
+    if hasattr(model_or_predictor, "torch_model"):
+        return model_or_predictor.torch_model()  # a Predictor: its own unfused module, loaded once
+    from .predictor import load_torch_model
 
-        cached = load_model(source)  # a shipped name, a checkpoint path, or None (the default model)
-        model_or_predictor._explain_model = cached
-    return cached
+    return load_torch_model(getattr(model_or_predictor, "model_source", None))
 
 
 def explain(
@@ -66,7 +60,7 @@ def explain(
     crop = np.asarray(face_crop)
     if crop.dtype != np.uint8 or crop.ndim not in (2, 3) or (crop.ndim == 3 and crop.shape[2] != 3) or 0 in crop.shape:
         raise DataError(f"expected a uint8 face crop shaped (H, W) or (H, W, 3), got {crop.dtype} {crop.shape}")
-    layer = layer or str(dict(card.extra).get("explain_layer") or DEFAULT_LAYER)  # the card may name its own
+    layer = layer or card.explain_layer or DEFAULT_LAYER  # the card may name its own
     block = getattr(model, layer, None)
     if not isinstance(block, nn.Module):
         raise ConfigError(f"{type(model).__name__} has no block {layer!r}; valid: {', '.join(LAYERS)}")
@@ -78,7 +72,7 @@ def explain(
     try:
         with torch.enable_grad():
             logits = model(x)
-            cls = _target(target, card.to_meta(), logits)
+            cls = _target(target, card, logits)
             (grad,) = torch.autograd.grad(logits[0, cls], seen[-1])
     finally:
         hook.remove()
@@ -90,8 +84,8 @@ def explain(
     return (cam / top if top > 0 else cam).numpy().astype(np.float32)
 
 
-def _target(target: int | str | None, meta: dict[str, Any], logits: torch.Tensor) -> int:
-    labels = list(meta.get("labels") or [])
+def _target(target: int | str | None, card: ModelCard, logits: torch.Tensor) -> int:
+    labels = list(card.labels)
     if target is None:
         return int(logits[0].argmax())
     if isinstance(target, str):

@@ -34,7 +34,7 @@ ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imp
 
 
 def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> Any:
-    """A callable ``backend(x) -> logits`` with ``.meta``, from whatever the caller passed."""
+    """A callable ``backend(x) -> logits`` with ``.card``, from whatever the caller passed."""
     from ..utils.runtime import resolve_device
     from .backends import open_backend
 
@@ -43,7 +43,7 @@ def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> 
         raise ConfigError(
             "the model has no pretrained_cfg (labels and preprocessing); load it with resemotenet.load_model"
         )
-    if model is not None and not isinstance(model, nn.Module) and callable(model) and hasattr(model, "meta"):
+    if model is not None and not isinstance(model, nn.Module) and callable(model) and hasattr(model, "card"):
         return model  # an already opened backend (torch or onnxruntime)
     return open_backend(model, device=device)
 
@@ -98,8 +98,13 @@ class Predictor:
         align: bool | None = None,
     ):
         self.backend = _backend(model, device)
-        self.model_source = model  # what ``inference.explain`` loads for gradients (the backend may be fused)
-        self.card: ModelCard = self.backend.card or ModelCard.from_meta(self.backend.meta, "model")
+        self.model_source = model  # what ``torch_model`` loads for gradients (the backend may be fused)
+        self._torch: nn.Module | None = None
+        if self.backend.card is None:
+            raise ConfigError(
+                "the model has no model card (labels and preprocessing); load it with resemotenet.load_model"
+            )
+        self.card: ModelCard = self.backend.card
         self.labels: tuple[str, ...] = tuple(self.card.labels)
         self.spec = self.card.preprocess
         self.transform = self.card.transforms()
@@ -187,6 +192,13 @@ class Predictor:
         """A fresh video face search (whole frame every ``redetect_every`` frames)."""
         return FaceFollower(self.detector, self.redetect_every)
 
+    def torch_model(self) -> nn.Module:
+        """The plain (unfused) torch module of this Predictor's weights, for gradients (Grad-CAM);
+        loaded once, on first use (the backend may run a fused copy or another runtime)."""
+        if self._torch is None:
+            self._torch = load_torch_model(self.model_source)
+        return self._torch
+
     def tracker(self) -> IoUTracker:
         """A fresh video tracker with this Predictor's smoothing."""
         return IoUTracker(smoothing=self.smoothing)
@@ -234,6 +246,20 @@ class Predictor:
             at += len(faces)
             crops = [f.crop for f in faces]
             yield FrameResult(frame.source, frame.index, frame.timestamp, results, image=frame.image, crops=crops)
+
+
+def load_torch_model(source: Any) -> nn.Module:
+    """The plain torch module of a model source (a module, a shipped name, a checkpoint path or
+    None for the default); an ONNX file or an opened backend has no gradients to give."""
+    if isinstance(source, nn.Module):
+        return source
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise ConfigError("explain needs a torch model: this Predictor was given an opened backend")
+    if source is not None and str(source).lower().endswith(".onnx"):
+        raise ConfigError("explain needs a torch checkpoint: an ONNX model gives no gradients here")
+    from ..models import load_model
+
+    return load_model(source)
 
 
 def calibrated_softmax(logits: torch.Tensor | np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +93,33 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """Return ``(state_dict, meta, extra)``; ``extra`` holds training state of ``.pt`` files.
-    ``path`` may also be a shipped name ('default', 'fast')."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a weights file holds: the tensors, the model card (parsed once, here) and, for a
+    training run's ``.pt``, its training state (optimizer, epoch, ...).
+
+    Unpacking it as ``state, meta, extra = load_checkpoint(p)`` (the older spelling) still works for
+    one release and gives the card as its metadata dict."""
+
+    state: dict[str, torch.Tensor]
+    card: ModelCard
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.state
+        yield self.card.view()
+        yield self.training
+
+    def __getitem__(self, i: int) -> Any:
+        return tuple(self)[i]
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """The ``Checkpoint`` (weights, card, training state) of a file or a shipped name ('default', 'fast')."""
+    return Checkpoint(*_load(path))
+
+
+def _load(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCard, dict[str, Any]]:
     path = resolve_weights(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -135,18 +161,17 @@ def _refusal(exc: Exception) -> str:
     return f"not a loadable checkpoint ({type(exc).__name__})"
 
 
-def _parse_meta(path: Path, raw: Any) -> dict[str, Any]:
+def _parse_meta(path: Path, raw: Any) -> ModelCard:
     try:
         meta = json.loads(raw)
     except (TypeError, ValueError):
         raise CheckpointError(f"{path}: its resemotenet metadata is not valid JSON") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its resemotenet metadata is not a JSON object")
-    ModelCard.from_meta(meta, str(path))  # validates: required fields, types
-    return meta
+    return ModelCard.from_meta(meta, str(path))  # the one parse: required fields, types
 
 
-def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelCard, dict[str, Any]]:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -175,14 +200,21 @@ def _official(path: Path, obj: Any) -> dict[str, torch.Tensor]:
     return state
 
 
-def _official_meta() -> dict[str, Any]:
-    return make_meta("resemotenet", {"num_classes": 7}, PAPER_PREPROCESS, EMOTIONS7, source="official")
+def _official_meta() -> ModelCard:
+    return ModelCard.from_meta(
+        make_meta("resemotenet", {"num_classes": 7}, PAPER_PREPROCESS, EMOTIONS7, source="official")
+    )
 
 
-def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "checkpoint") -> nn.Module:
-    card = ModelCard.from_meta(meta, where)
+def model_from_state(
+    state: dict[str, torch.Tensor], card: ModelCard | dict[str, Any], where: str = "checkpoint"
+) -> nn.Module:
+    """The model a card describes, with ``state`` loaded (strict). ``model.card`` is the card;
+    ``model.pretrained_cfg`` a read-only view of its metadata (timm's name)."""
+    if not isinstance(card, ModelCard):
+        card = ModelCard.from_meta(card, where)
     try:
-        model = create_model(meta["model"], **meta.get("model_kwargs", {}))
+        model = create_model(card.arch, **dict(card.arch_kwargs))
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"{where}: cannot build its model ({exc})") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -190,9 +222,15 @@ def model_from_state(state: dict[str, torch.Tensor], meta: dict[str, Any], where
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{where}: weights do not fit model {meta['model']!r} ({first[:200]})") from exc
-    model.pretrained_cfg = meta  # type: ignore[attr-defined]  (timm's name for the same dict)
+        raise CheckpointError(f"{where}: weights do not fit model {card.arch!r} ({first[:200]})") from exc
+    attach_card(model, card)
+    return model
+
+
+def attach_card(model: nn.Module, card: ModelCard) -> nn.Module:
+    """Give a model its card: ``model.card``, and ``pretrained_cfg`` as a read-only view of it."""
     model.card = card  # type: ignore[attr-defined]
+    model.pretrained_cfg = card.view()  # type: ignore[attr-defined]
     return model
 
 
@@ -203,8 +241,8 @@ def load_model(path: str | Path | None = None) -> nn.Module:
     ``model.pretrained_cfg`` holds the metadata: labels, preprocessing, temperature.
     """
     path = resolve_weights(path)
-    state, meta, _ = load_checkpoint(path)
-    return model_from_state(state, meta, str(path)).eval()
+    ckpt = load_checkpoint(path)
+    return model_from_state(ckpt.state, ckpt.card, str(path)).eval()
 
 
 def write_card(path: str | Path, card: ModelCard) -> Path:
@@ -215,7 +253,7 @@ def write_card(path: str | Path, card: ModelCard) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: the card is rewritten in .safetensors files only")
-    state, _, _ = _load_safetensors(path)
+    state = _load_safetensors(path)[0]
     return atomic_write(path, lambda p: save_file(state, str(p), metadata={"resemotenet": card.to_json()}))
 
 
@@ -244,15 +282,13 @@ def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], di
     if len(paths) < 2:
         raise ConfigError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
 
-    def identity(m: dict[str, Any]) -> tuple:
-        return m["model"], m.get("model_kwargs"), m["labels"], m["preprocess"]
-
     total, ref = {}, None
     for p in paths:
-        state, meta, _ = load_checkpoint(p)
+        ckpt = load_checkpoint(p)
+        state, card = ckpt.state, ckpt.card
         if ref is None:
-            ref = identity(meta)
-        elif identity(meta) != ref:
+            ref = card.identity()
+        elif card.identity() != ref:
             raise CheckpointError(
                 f"{p}: model, labels or preprocessing differ from {paths[0]}; "
                 "only checkpoints of one model can be averaged"
@@ -267,4 +303,4 @@ def average_states(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], di
             else:
                 total[k] = v.float().clone()
     avg = {k: v / len(paths) if v.is_floating_point() else v for k, v in total.items()}
-    return avg, {**meta, "averaged_from": [str(p) for p in paths]}
+    return avg, card.with_(averaged_from=tuple(str(p) for p in paths), epoch=None).to_meta()

@@ -359,7 +359,7 @@ def test_review_queue_label_export_and_retention(client, dirs):
     (models / "same.safetensors").write_bytes(DEFAULT_WEIGHTS.read_bytes())
     (models / "broken.pt").write_bytes(b"not a checkpoint")
     r = client.get("/v1/review-compare").json()
-    assert r["held_out"] == 1 and "resemotenet train --init-from default --data folder:" in r["train_command"]
+    assert r["held_out"] == 1 and "resemotenet finetune default --data folder:" in r["train_command"]
     served, broken, same = r["rows"]
     assert served["model"].startswith("served:") and served["n"] == 1
     assert same["model"] == "models/same.safetensors" and same["accuracy"] == served["accuracy"]

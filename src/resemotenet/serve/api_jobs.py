@@ -139,8 +139,8 @@ def add_review_routes(app: FastAPI, service: Service) -> None:
         model = service.settings.model
         shown = model if model.isidentifier() else "SERVED_MODEL"  # a shipped name as is; a path stays on the server
         return await asyncio.get_running_loop().run_in_executor(None, run_compare, service) | {
-            "train_command": f"resemotenet train --init-from {shown} "
-            "--data folder:labelled --freeze-stem --epochs 10 -o runs/NAME",
+            # the fine-tune that keeps the served framing and reports intervals (or POST /v1/finetune)
+            "train_command": f"resemotenet finetune {shown} --data folder:labelled -o runs/NAME",
             "run_in": "the review folder (--review DIR)"
             + ("; SERVED_MODEL: the weights given to --model" if shown != model else ""),
         }

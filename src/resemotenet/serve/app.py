@@ -50,6 +50,9 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
 
     add_job_routes(app, service)
     add_review_routes(app, service)
+    from .api_site import add_site_routes
+
+    add_site_routes(app, service)
     add_live_route(app, service)
     _on_device_routes(app, service)
     # ONNX Runtime Web's files: module scripts must be served as JavaScript, wasm as wasm

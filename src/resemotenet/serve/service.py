@@ -75,9 +75,10 @@ class Service:
         )
         if predictor is None:
             self.predictor.model_source = settings.model  # Grad-CAM needs the torch weights, whatever the engine
-        self.model_name = str(self.predictor.backend.meta.get("model", settings.model))
+        self.model_name = self.predictor.card.name
+        self._swap_lock = threading.Lock()
         self.batcher = MicroBatcher(
-            self.predictor.classify,
+            lambda crops: self.predictor.score(crops),  # whichever model is served now (promote swaps it)
             settings.max_batch,
             settings.max_wait_ms / 1000,
             settings.max_queue,
@@ -99,6 +100,9 @@ class Service:
         self._sampler_lock = threading.Lock()
         self.jobs = JobManager(self, settings.stream_timeout_s, settings.stream_give_up_s, settings.jobs_folder)
         self.on_device = OnDevice(settings.model, self.predictor)
+        from .site import SiteLoop
+
+        self.site = SiteLoop(self) if self.review is not None else None
         self._queue_metrics()
         self.metrics.gauge(
             "resemotenet_model_calls_total", "Model calls made by the micro-batcher.", lambda: self.batcher.calls
@@ -150,12 +154,11 @@ class Service:
         return self.predictor.labels
 
     def model_info(self) -> dict[str, Any]:
-        meta = self.predictor.backend.meta
         return {
             "name": self.model_name,
-            "weights": self.settings.model,
+            "weights": self.site.shown() if self.site is not None else self.settings.model,
             "labels": list(self.labels),
-            "preprocess": meta.get("preprocess"),
+            "preprocess": self.predictor.card.preprocess.to_dict(),
             "temperature": self.predictor.temperature,
             "min_confidence": self.predictor.min_confidence,
             "detector": self.settings.detector,
@@ -240,8 +243,27 @@ class Service:
             )
         return len(picks)
 
+    def swap_model(self, weights: str, predictor: Predictor | None = None) -> Predictor:
+        """Serve ``weights`` (or an already opened ``predictor`` of them) from the next request on,
+        with this service's detector, threshold rule and batch size; returns the Predictor it
+        replaced. Requests in flight finish on the model they started with."""
+        new = predictor or Predictor(
+            weights,
+            detector=self.settings.detector,
+            min_confidence=self.settings.min_confidence,
+            batch_size=self.settings.max_batch,
+            device=self.settings.device,
+        )
+        with self._swap_lock:
+            old, self.predictor = self.predictor, new
+            self.model_name = new.card.name
+            self.on_device = OnDevice(weights, new)
+        return old
+
     def close(self) -> None:
         self.jobs.close()
+        if self.site is not None:
+            self.site.stop_all()
         self.batcher.close()
         self.pool.shutdown()
         if self.review is not None:

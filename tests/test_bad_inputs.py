@@ -720,13 +720,13 @@ OUTPUT_CASES: dict[str, Case] = {
     ),
     # the Ray runner: checked in this process before Ray starts
     "ray_workers_0": Case(
-        (*PREDICT, "--engine", "ray", "--workers", "0", "-o", "{tmp}/r.jsonl"),
+        (*PREDICT, "--runner", "ray", "--workers", "0", "-o", "{tmp}/r.jsonl"),
         2,
         r"workers must be >= 1, got 0",
         absent=("r.jsonl", "r.jsonl.parts"),
     ),
     "ray_existing_results": Case(
-        (*PREDICT, "--engine", "ray", "-o", "{tmp}/r.jsonl"),
+        (*PREDICT, "--runner", "ray", "-o", "{tmp}/r.jsonl"),
         2,
         r"r\.jsonl: " + EXISTS,
         keep=("r.jsonl",),
@@ -734,14 +734,14 @@ OUTPUT_CASES: dict[str, Case] = {
         setup=(_put("r.jsonl"),),
     ),
     "ray_append": Case(
-        (*PREDICT, "--engine", "ray", "--append", "-o", "{tmp}/r.jsonl"),
+        (*PREDICT, "--runner", "ray", "--append", "-o", "{tmp}/r.jsonl"),
         2,
-        r"--append: not available with --engine ray",
+        r"--append: not available with --runner ray",
         keep=("r.jsonl",),
         setup=(_put("r.jsonl"),),
     ),
     "ray_bad_model_leaves_no_parts": Case(
-        ("predict", "{img}", "--engine", "ray", "--model", "{tmp}/notes.pt", "-o", "{tmp}/r.jsonl"),
+        ("predict", "{img}", "--runner", "ray", "--model", "{tmp}/notes.pt", "-o", "{tmp}/r.jsonl"),
         2,
         r"notes\.pt: not a checkpoint file",
         absent=("r.jsonl", "r.jsonl.parts"),

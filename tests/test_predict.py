@@ -421,3 +421,38 @@ def test_a_json_results_name_is_refused_with_the_jsonl_name_to_use(tmp_path, cap
     assert code == 2 and len(err) == 1
     assert "must end with one of .jsonl, .csv" in err[0] and str(tmp_path / "faces.jsonl") in err[0]
     assert not (tmp_path / "faces.json").exists()
+
+
+def test_a_folder_of_images_and_videos_is_analysed_whole(tmp_path, astronaut, tiny_checkpoint, capsys):
+    """``predict footage/``: the images, then each video in it as a video (frames tracked)."""
+    folder = tmp_path / "footage"
+    (folder / "day1").mkdir(parents=True)
+    cv2.imwrite(str(folder / "still.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    write_video(folder / "day1" / "cam.avi", astronaut, frames=6, faces=1)
+    (folder / ".hidden.avi").write_bytes(b"not looked at")
+    results = list(Predictor(tiny_checkpoint).predict_source(folder))
+    sources = [r.source for r in results]
+    assert sources[0].endswith("still.png") and sum(s.endswith("cam.avi") for s in sources) == 6
+    video_faces = [f for r in results if r.source.endswith("cam.avi") for f in r.faces]
+    assert video_faces and all(f.track is not None for f in video_faces)  # tracked as a video
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(folder), "--model", str(tiny_checkpoint), "-o", str(out), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {Path(r["source"]).name for r in rows} == {"still.png", "cam.avi"}
+
+
+def test_a_folder_with_only_other_files_says_what_it_looked_for(tmp_path, tiny_checkpoint):
+    (tmp_path / "notes.txt").write_text("x")
+    (frame,) = list(Predictor(tiny_checkpoint).predict_source(tmp_path))
+    assert "no image or video files" in frame.error and ".mp4" in frame.error
+
+
+def test_engine_is_the_runtime_and_runner_where_it_runs(tmp_path, tiny_checkpoint, capsys):
+    code = main(["predict", str(demo_image()), "--model", str(tiny_checkpoint), "--engine", "onnxruntime"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "runs .onnx files" in err[0]
+    out = str(tmp_path / "r.jsonl")
+    code = main(
+        ["predict", str(demo_image()), "--model", str(tiny_checkpoint), "--engine", "local", "--no-progress", "-o", out]
+    )
+    assert code == 0 and "--runner local" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def test_ray_not_installed_is_a_one_line_hint(inputs, tmp_path, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingExtraError, match=r"resemotenet\[ray\]"):
         _job(inputs, tmp_path / "r.jsonl")
-    code = main(["predict", str(inputs["video"]), "--engine", "ray", "-o", str(tmp_path / "c.jsonl")])
+    code = main(["predict", str(inputs["video"]), "--runner", "ray", "-o", str(tmp_path / "c.jsonl")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "pip install 'resemotenet[ray]'" in err
 
@@ -126,7 +126,7 @@ def test_unreachable_address_fails_fast_in_one_line(inputs, tmp_path, capsys):
         [
             "predict",
             str(inputs["video"]),
-            "--engine",
+            "--runner",
             "ray",
             "--address",
             f"127.0.0.1:{port}",

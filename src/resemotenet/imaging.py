@@ -48,6 +48,21 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTS
 
 
+def media_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """(images, videos) under a folder, recursive and sorted, by extension; hidden files and
+    folders skipped. The one folder walk of ``predict DIR``, the batch jobs and the service."""
+    root = Path(folder)
+    images, videos = [], []
+    for p in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in p.relative_to(root).parts) or not p.is_file():
+            continue
+        if is_image(p):
+            images.append(p)
+        elif is_video(p):
+            videos.append(p)
+    return images, videos
+
+
 # ---- files ---------------------------------------------------------------------------------------
 def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
     """Decode one image file as uint8 RGB (H, W, 3), optionally cropped to ``box`` (x0, y0, x1, y1).

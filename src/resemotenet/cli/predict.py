@@ -16,8 +16,16 @@ from typing import Any
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="emotions of every face in images, folders, videos or a webcam")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders of images, video files")
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files, video files, folders of them (searched recursively)"
+    )
     p.add_argument("--webcam", type=int, metavar="INDEX", help="also read from this webcam (Ctrl-C stops)")
+    p.add_argument(
+        "--engine",
+        choices=("torch", "onnxruntime", "openvino", "auto", "local", "ray"),
+        metavar="{torch,onnxruntime,openvino,auto}",
+        help="the model's runtime (default: torch for checkpoints, auto for .onnx files; --runner says where it runs)",
+    )
     _common(p)
     p.add_argument(
         "--output", "-o", default="results.jsonl", help="results file, .jsonl or .csv (default: %(default)s)"
@@ -25,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing results file (and annotated copies; with --engine ray, its parts too)",
+        help="replace an existing results file (and annotated copies; with --runner ray, its parts too)",
     )
     p.add_argument("--append", action="store_true", help="add rows to an existing results file (same columns)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -95,6 +103,25 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_and_runner(args: argparse.Namespace) -> None:
+    """``--engine`` is the model's runtime, ``--runner`` where the job runs; ``--engine local|ray``
+    (the older spelling of ``--runner``) still works, with a hint."""
+    from ..utils.errors import ConfigError
+
+    if args.engine in ("local", "ray"):
+        print(f"note: --engine {args.engine} is now spelled --runner {args.engine}", file=sys.stderr)
+        args.runner, args.engine = args.engine, None
+    onnx = str(args.model or "").lower().endswith(".onnx")
+    if args.engine not in (None, "torch") and not onnx:
+        raise ConfigError(
+            f"--engine {args.engine} runs .onnx files; export the model first (resemotenet export MODEL -o m.onnx)"
+        )
+    if args.engine == "torch" and onnx:
+        raise ConfigError(
+            "--engine torch runs checkpoints; for an .onnx file use --engine onnxruntime, openvino or auto"
+        )
+
+
 def _predictor(args: argparse.Namespace, **kw: Any):
     from ..inference.predictor import Predictor
 
@@ -105,6 +132,7 @@ def _predictor(args: argparse.Namespace, **kw: Any):
         options["min_face"] = args.min_face
     return Predictor(
         args.model,
+        engine=None if getattr(args, "engine", None) in (None, "torch") else args.engine,
         detector=args.detector,
         margin=args.margin,
         min_confidence=args.min_confidence,
@@ -138,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.writers import open_writer
     from ..utils.errors import ConfigError
 
-    if args.engine == "ray":  # a Ray Data job (more than one process or machine): cli/scale.py
+    _engine_and_runner(args)
+    if args.runner == "ray":  # a Ray Data job (more than one process or machine): cli/scale.py
         from .scale import run as run_ray
 
         return run_ray(args)
@@ -210,6 +239,20 @@ def _run_source(
     except DataError as exc:
         summary.fail(str(item), str(exc))
         return
+    videos = []
+    if src.kind == "folder":  # its images as one item, then each video in it as a video input
+        videos, src.videos = src.videos, []
+        if not src.files and videos:
+            src = None
+    if src is not None:
+        _run_frames(predictor, src, args, writer, summary, annotated, names)
+    for video in videos:
+        _run_source(predictor, str(video), args, writer, summary, annotated, names)
+
+
+def _run_frames(predictor, src, args: argparse.Namespace, writer, summary, annotated, names: dict[str, str]) -> None:
+    from ..utils.errors import DataError
+
     timed = src.kind in ("video", "webcam")
     progress = _Progress(src, enabled=not args.no_progress) if timed or src.kind == "folder" else None
     try:

@@ -1,4 +1,4 @@
-"""``resemotenet predict --engine ray``: the same inputs, run as a Ray Data job (``scale.run_batch``)."""
+"""``resemotenet predict --runner ray``: the same inputs, run as a Ray Data job (``scale.run_batch``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("more than one process (--engine ray, needs the [ray] extra)")
+    g = p.add_argument_group("more than one process (--runner ray, needs the [ray] extra)")
     g.add_argument(
-        "--engine",
+        "--runner",
         choices=("local", "ray"),
         default="local",
-        help="local: this process (default); ray: a Ray Data job, output .parquet, .jsonl or .csv",
+        help="where it runs: local, this process (default); ray, a Ray Data job (output .parquet, .jsonl or .csv)",
     )
     g.add_argument("--address", metavar="ADDR", help="join the Ray cluster at HOST:PORT (default: start Ray locally)")
     g.add_argument("--workers", type=int, metavar="N", help="actors that load the model (default: from the CPUs)")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if on
     ]
     if unsupported:
-        raise ConfigError(f"{', '.join(unsupported)}: not available with --engine ray")
+        raise ConfigError(f"{', '.join(unsupported)}: not available with --runner ray")
     if not args.inputs:
         raise ConfigError("nothing to analyse: give INPUT paths")
     s = run_batch(

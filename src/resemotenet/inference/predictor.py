@@ -33,7 +33,7 @@ from .tracking import FaceFollower, IoUTracker, _check_smoothing, box_iou, iou  
 ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imported lazily)
 
 
-def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> Any:
+def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str, engine: str | None = None) -> Any:
     """A callable ``backend(x) -> logits`` with ``.card``, from whatever the caller passed."""
     from ..utils.runtime import resolve_device
     from .backends import open_backend
@@ -45,7 +45,7 @@ def _backend(model: str | os.PathLike | nn.Module | Any | None, device: str) -> 
         )
     if model is not None and not isinstance(model, nn.Module) and callable(model) and hasattr(model, "card"):
         return model  # an already opened backend (torch or onnxruntime)
-    return open_backend(model, device=device)
+    return open_backend(model, device=device, engine=engine)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ class Predictor:
     ``smoothing``: EMA weight of a video track's past probabilities (0 = none).
     ``redetect_every``: in a video, the whole frame is searched for faces every N analysed frames
     and only around the known faces in between (``inference.tracking.FaceFollower``; 1 = whole
-    frame every time). Arrays passed to ``predict`` are RGB (``bgr=True`` for arrays from OpenCV).
+    frame every time). ``engine``: the runtime of an ``.onnx`` model ('auto', 'onnxruntime',
+    'openvino'; ``inference.backends.open_onnx``). Arrays passed to ``predict`` are RGB
+    (``bgr=True`` for arrays from OpenCV).
     """
 
     def __init__(
@@ -96,8 +98,9 @@ class Predictor:
         detector_options: dict[str, Any] | None = None,
         redetect_every: int = 10,
         align: bool | None = None,
+        engine: str | None = None,
     ):
-        self.backend = _backend(model, device)
+        self.backend = _backend(model, device, engine)
         self.model_source = model  # what ``torch_model`` loads for gradients (the backend may be fused)
         self._torch: nn.Module | None = None
         if self.backend.card is None:
@@ -221,9 +224,15 @@ class Predictor:
         (when a ``Source`` is passed) records irregularities such as a truncated video.
         """
         src = source if isinstance(source, Source) else open_source(source, stride, max_frames)
+        if src.kind == "folder":
+            yield from self._predict_folder(src)
+            return
         moving = src.kind in ("video", "webcam")
-        tracker = self.tracker() if moving else None
-        detector = self.follower() if moving else self.detector
+        yield from self._predict_frames(
+            src, self.tracker() if moving else None, self.follower() if moving else self.detector
+        )
+
+    def _predict_frames(self, src: Source, tracker: IoUTracker | None, detector: Any) -> Iterator[FrameResult]:
         pending: list[tuple[Frame, list[Face]]] = []
         n_crops = 0
         for frame in src:
@@ -234,6 +243,21 @@ class Predictor:
                 yield from self._flush(pending, tracker)
                 pending, n_crops = [], 0
         yield from self._flush(pending, tracker)
+
+    def _predict_folder(self, src: Any) -> Iterator[FrameResult]:
+        """A folder's images (one batch stream), then each of its videos as a video of its own."""
+        from .sources import VideoSource
+
+        if src.files or not src.videos:
+            yield from self._predict_frames(src, None, self.detector)
+        for path in src.videos:
+            try:
+                video = VideoSource(path, src.stride, src.max_frames)
+            except DataError as exc:  # one unreadable video is a failed item, not the end of the folder
+                yield FrameResult(str(path), error=str(exc))
+                continue
+            yield from self.predict_source(video)
+            src.notes.extend(video.notes)
 
     def _flush(self, pending: list[tuple[Frame, list[Face]]], tracker: IoUTracker | None) -> Iterator[FrameResult]:
         probs = self.score([f.crop for _, faces in pending for f in faces])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..imaging import IMAGE_EXTS, VIDEO_EXTS, check_frame_size, read_image
+from ..imaging import IMAGE_EXTS, VIDEO_EXTS, check_frame_size, media_files, read_image
 from ..utils.errors import ConfigError, DataError
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "Source", "open_source"]  # the extensions live in imaging
@@ -74,24 +74,23 @@ class ImageSource(Source):
 
 
 class FolderSource(Source):
-    """Every image under a folder (recursive, sorted, by extension); hidden files skipped."""
+    """Every image under a folder (recursive, sorted, by extension; hidden files skipped), and
+    the videos beside them (``videos``: each is analysed as its own video, frames tracked, with
+    the folder's ``stride``; ``Predictor.predict_source`` does that after the images)."""
 
     kind = "folder"
 
-    def __init__(self, path: Path, max_frames: int | None = None):
+    def __init__(self, path: Path, max_frames: int | None = None, stride: int = 1):
         super().__init__(str(path), max_frames)
-        self.files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTS
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        self.root = path
+        self.files, self.videos = media_files(path)
+        self.root, self.stride = path, stride
 
     def __iter__(self) -> Iterator[Frame]:
-        if not self.files:
-            yield Frame(self.name, error=f"{self.name}: no image files ({', '.join(sorted(IMAGE_EXTS))})")
+        if not self.files and not self.videos:
+            yield Frame(
+                self.name,
+                error=f"{self.name}: no image or video files ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})",
+            )
         for path in self.files[: self.max_frames]:
             try:
                 yield Frame(str(path), image=read_image(path))
@@ -218,7 +217,7 @@ def open_source(source: str | Path | int, stride: int = 1, max_frames: int | Non
         return WebcamSource(source, stride, max_frames)
     path = Path(source)
     if path.is_dir():
-        return FolderSource(path, max_frames)
+        return FolderSource(path, max_frames, stride)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.suffix.lower() in VIDEO_EXTS:

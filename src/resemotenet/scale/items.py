@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..imaging import IMAGE_EXTS, VIDEO_EXTS
+from ..imaging import VIDEO_EXTS, media_files
 from ..inference.results import no_face_dict
 from ..utils.errors import ConfigError, OutputError, OutputExistsError
 from ..utils.io import atomic_write, atomic_write_text, exists_message
@@ -79,14 +79,11 @@ def plan(sources: Iterable[str | Path], images_per_item: int = 16, frames_per_it
     items: list[WorkItem] = []
     for src in sources:
         path = Path(src)
-        if path.is_dir():
-            images += [
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.suffix.lower() in IMAGE_EXTS
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            ]
+        if path.is_dir():  # its images, and each video in it as a video input (the one folder walk)
+            found, videos = media_files(path)
+            images += [str(p) for p in found]
+            for video in videos:
+                items += _video_items(video, frames_per_item)
         elif not path.exists():
             items.append(WorkItem("missing", (str(path),), error=f"{path}: no such file or folder"))
         elif path.suffix.lower() in VIDEO_EXTS:

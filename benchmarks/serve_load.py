@@ -4,7 +4,8 @@ N concurrent clients (asyncio + httpx, one connection each) send requests back t
 bounded time. A client that is refused with 503 waits the ``Retry-After`` the service names
 (as a well-behaved client does) and tries again. For each client count it reports requests
 admitted (200), refused (503), other errors, lost requests (sent but never answered), p50 / p99
-latency of the admitted requests, faces/s, and the gain over one client. The server is a
+latency of the admitted requests, faces/s, and the gain over one client (with ``--repeat``, the
+median of the repeats and their range: on a shared machine one run says little). The server is a
 separate process (``python -m resemotenet serve``), so the clients do not compete with it for
 Python's interpreter lock; they do share the machine's cores, so run it niced beside other work
 and say so.
@@ -15,8 +16,8 @@ the server's worker threads, behind a queue of ``--max-detect-queue`` images.
 Targets on a 2-core machine with the shipped default (issue 32): predict at 32 clients p99 of
 admitted requests <= 600 ms, the rest refused with 503; predict at 8 clients >= 1.6x one client.
 
-    nice -n 5 python benchmarks/serve_load.py [--seconds 4] [--clients 1,8,32,64] [--endpoints predict]
-        [--serve-args "--max-detect-queue 8"]
+    nice -n 5 python benchmarks/serve_load.py [--seconds 4] [--clients 1,8,32,64] [--repeat 3]
+        [--endpoints predict] [--serve-args "--busy-detect-side 320"]
 """
 
 from __future__ import annotations
@@ -126,23 +127,33 @@ async def load(url: str, path: str, body: bytes, clients: int, seconds: float) -
     return out
 
 
-def row(path: str, batching: bool, n: int, r: dict, base: float | None) -> tuple[str, float]:
-    lat = np.array(r["lat"]) * 1000 if r["lat"] else np.array([float("nan")])
-    rate = r["faces"] / r["seconds"]
-    gain = f"{rate / base:.2f}x" if base else "1.00x"
-    admitted = len(r["lat"])
+def row(path: str, batching: bool, n: int, runs: list[dict], base: list[float] | None) -> tuple[str, list[float]]:
+    """One table row over the repeats: counts summed, p50 / p99 over every admitted request,
+    faces/s and the gain over one client as the median of the repeats (min-max when more than one;
+    each repeat's gain is taken against the 1-client cell of the same repeat)."""
+    lat = np.concatenate([np.array(r["lat"]) * 1000 for r in runs]) if any(r["lat"] for r in runs) else None
+    lat = lat if lat is not None and lat.size else np.array([float("nan")])
+    rates = [r["faces"] / r["seconds"] for r in runs]
+    gains = [rate / b for rate, b in zip(rates, base, strict=True)] if base else [1.0] * len(rates)
+
+    def spread(xs: list[float], fmt: str) -> str:
+        mid = format(float(np.median(xs)), fmt)
+        return mid if len(xs) == 1 else f"{mid} ({format(min(xs), fmt)}-{format(max(xs), fmt)})"
+
+    total = {k: sum(r[k] for r in runs) for k in ("busy", "errors", "sent", "answered")}
     line = (
-        f"| {path} | {'on' if batching else 'off'} | {n} | {admitted} | {r['busy']} | {r['errors']} | "
-        f"{r['sent'] - r['answered']} | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | "
-        f"{rate:.1f} | {gain} |"
+        f"| {path} | {'on' if batching else 'off'} | {n} | {sum(len(r['lat']) for r in runs)} | {total['busy']} | "
+        f"{total['errors']} | {total['sent'] - total['answered']} | {np.percentile(lat, 50):.1f} | "
+        f"{np.percentile(lat, 99):.1f} | {spread(rates, '.1f')} | {spread(gains, '.2f')}x |"
     )
-    return line, rate
+    return line, rates
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="load time per cell (default: %(default)s)")
     ap.add_argument("--clients", default="1,8,32,64", help="client counts (default: %(default)s)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every cell; medians reported (default: %(default)s)")
     ap.add_argument("--endpoints", default="classify,predict", help="which endpoints (default: %(default)s)")
     ap.add_argument("--model", default="default", help="weights to serve (default: %(default)s)")
     ap.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"], help="the service's --engine")
@@ -155,18 +166,21 @@ def main() -> None:
     bodies = {name: body for name, body in payloads().items() if name in args.endpoints.split(",")}
     lines = [
         "| endpoint | batching | clients | admitted | 503 | other errors | lost | p50 ms | p99 ms (admitted) "
-        "| faces/s | vs 1 client |",
+        "| faces/s (median, min-max) | vs 1 client |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for batching in [{"on": True, "off": False}[b.strip()] for b in args.batching.split(",")]:
         proc, url = start_server(args.model, batching, args.engine, shlex.split(args.serve_args))
         try:
             for name, body in bodies.items():
+                runs: dict[int, list[dict]] = {n: [] for n in counts}
+                for _ in range(args.repeat):  # each repeat runs every client count, so gains compare close in time
+                    for n in counts:
+                        runs[n].append(asyncio.run(load(url, f"/v1/{name}", body, n, args.seconds)))
                 base = None
                 for n in counts:
-                    r = asyncio.run(load(url, f"/v1/{name}", body, n, args.seconds))
-                    line, rate = row(f"/v1/{name}", batching, n, r, base)
-                    base = base or rate
+                    line, rates = row(f"/v1/{name}", batching, n, runs[n], base)
+                    base = base or rates
                     lines.append(line)
                     print(line, flush=True)
         finally:
@@ -174,7 +188,7 @@ def main() -> None:
             proc.wait(10)
     print(
         f"\nmodel {args.model}, engine {args.engine}, serve args {args.serve_args or '(defaults)'}, "
-        f"{args.seconds:g} s per cell, {os.cpu_count()} CPUs: {cpu_name()}\n"
+        f"{args.seconds:g} s per cell x {args.repeat}, {os.cpu_count()} CPUs: {cpu_name()}\n"
     )
     print("\n".join(lines))
 

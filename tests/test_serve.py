@@ -771,12 +771,15 @@ def test_any_loopback_host_serves_and_one_request_adds_few_review_items(tmp_path
 
 
 def test_busy_detect_side_shrinks_frames_only_while_images_wait():
-    """--busy-detect-side: a worker searches smaller frames while others wait (more frames/s under
-    load), the full size otherwise; the face is found at nearly the same box either way."""
+    """--busy-detect-side (320 with CenterFace by default): a worker searches smaller frames while
+    others wait (more frames/s under load), the full size otherwise; the face is found at nearly
+    the same box either way."""
     from resemotenet.serve.service import Service
 
     with pytest.raises(ConfigError, match="busy_detect_side"):
         ServeSettings(detector="haar", busy_detect_side=320)
+    assert ServeSettings().busy_side == 320 and ServeSettings(busy_detect_side=0).busy_side is None
+    assert ServeSettings(detector="haar").busy_side is None  # a detector without a frame size: off
     service = Service(ServeSettings(model="fast", workers=1, busy_detect_side=320))
     try:
         rgb = _cv2().cvtColor(_cv2().imdecode(np.frombuffer(PHOTO, np.uint8), 1), _cv2().COLOR_BGR2RGB)

@@ -70,20 +70,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--busy-detect-side",
         type=int,
         metavar="PIXELS",
-        help="while images wait for detection, search frames shrunk to this longer side (e.g. 320: about 2x the "
-        "frames/s, the smallest faces missed; README); default: off, every frame at the detector's own size",
+        help="while images wait for detection, search frames shrunk to this longer side (about 2x the frames/s "
+        "under load, the smallest faces missed; README); default: 320 with centerface, 0 = off (every frame at "
+        "the detector's own size)",
     )
     p.add_argument(
         "--max-detect-queue",
         type=int,
-        default=8,
-        help="images waiting for a detection worker; beyond them 503 + Retry-After (default: %(default)s)",
+        default=64,
+        help="images waiting for a detection worker at most; beyond them 503 + Retry-After (default: %(default)s)",
     )
     p.add_argument(
         "--max-detect-wait-ms",
         type=float,
         default=300.0,
-        help="and at most this much waiting, by the recent time per image; beyond it 503 (default: %(default)s)",
+        help="and at most this much waiting, by the recent time per image (crop decoding is quick, whole frames "
+        "are not); beyond it 503 + Retry-After (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue",

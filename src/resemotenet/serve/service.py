@@ -167,10 +167,10 @@ class Service:
         }
 
     def _detector(self) -> Any:
-        """This worker thread's detector; with ``busy_detect_side``, a second one on smaller frames
+        """This worker thread's detector; with ``settings.busy_side``, a second one on smaller frames
         while images wait in the queue (boxes are mapped back to the full frame, and the crops are
         cut from it with the card's framing, so only the smallest faces are lost)."""
-        busy = self.settings.busy_detect_side is not None and self.pool.depth > 0
+        busy = self.settings.busy_side is not None and self.pool.depth > 0
         key = "busy_detector" if busy else "detector"
         det = getattr(self._local, key, None)
         if det is None:
@@ -178,7 +178,7 @@ class Service:
             # twice the frames/s of 2 workers x 2 threads on a 2-core machine; see README)
             options: dict[str, Any] = {"threads": 1} if self.settings.detector == "centerface" else {}
             if busy:
-                options["max_side"] = self.settings.busy_detect_side
+                options["max_side"] = self.settings.busy_side
             det = create_detector(self.settings.detector, **options)
             setattr(self._local, key, det)
         if busy:

@@ -21,6 +21,7 @@ TOKEN_ENV = "RESEMOTENET_TOKEN"
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 ENGINES = ("torch", "onnxruntime")
 SIDED = ("centerface", "yunet")  # detectors that shrink a frame to ``max_side`` before they search it
+BUSY_SIDE = 320  # CenterFace under load: ~2.3x the frames/s of its 480, smallest faces lost (README: load)
 
 
 def is_loopback(host: str) -> bool:
@@ -51,15 +52,16 @@ class ServeSettings:
     media_dir: str | None = None  # the one folder file jobs may read from; None = no file jobs
     jobs_dir: str | None = None  # where job results go; None: jobs/ in the review folder, else a temporary one
     detector: str = "centerface"  # the product's default, and the one the page's on-device mode runs
-    busy_detect_side: int | None = None  # while images wait for detection, detect on frames shrunk to this side
+    busy_detect_side: int | None = None  # while images wait, detect on frames shrunk to this side; None: 320 with
+    # centerface (README: load), off with the others; 0: off (every frame at the detector's own size)
     device: str = "cpu"
     engine: str = "torch"  # or 'onnxruntime': the model converted to ONNX once at start-up, run by onnxruntime
     batching: bool = True
     max_batch: int = 64  # face crops per model call
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_queue: int = 64  # requests waiting for the model; beyond this the service answers 503
-    max_detect_queue: int = 8  # images waiting for a detection worker; beyond this, 503 (README: load)
-    max_detect_wait_ms: float = 300.0  # and no more waiting than this, by the recent time per image; else 503
+    max_detect_queue: int = 64  # images waiting for a detection worker at most (a hard cap); beyond, 503
+    max_detect_wait_ms: float = 300.0  # the usual bound: no longer wait, by the recent time per image; else 503
     retry_after_s: int = 1  # the Retry-After a 503 for a full queue carries
     max_upload_mb: float = 16.0  # one image request
     max_clip_mb: float = 512.0  # one uploaded video clip
@@ -85,7 +87,7 @@ class ServeSettings:
             raise ConfigError("max_wait_ms must be >= 0 and the size limits > 0")
         if self.stream_timeout_s <= 0 or self.stream_give_up_s <= 0:
             raise ConfigError("stream_timeout_s and stream_give_up_s must be > 0")
-        if self.busy_detect_side is not None and (self.detector not in SIDED or self.busy_detect_side < 32):
+        if self.busy_detect_side and (self.detector not in SIDED or self.busy_detect_side < 32):
             raise ConfigError(f"busy_detect_side needs a detector with a frame size ({', '.join(SIDED)}) and >= 32")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
@@ -102,6 +104,13 @@ class ServeSettings:
             raise ConfigError("the token must be at least 8 characters")
         if self.media_dir is not None and not Path(self.media_dir).is_dir():
             raise ConfigError(f"{self.media_dir}: media folder not found")
+
+    @property
+    def busy_side(self) -> int | None:
+        """The frame side detection uses while images wait (None: the detector's own, always)."""
+        if self.busy_detect_side is None:
+            return BUSY_SIDE if self.detector == "centerface" else None
+        return self.busy_detect_side or None
 
     @property
     def local(self) -> bool:

@@ -6,7 +6,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -20,6 +20,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class PreprocessSpec:
     """How a face crop becomes a model input. Travels with the weights (checkpoint, ONNX)."""
 
+    # the weights a colour crop is reduced to grey with for a 1-channel model (ITU-R BT.601 luma,
+    # as OpenCV's and PIL's grey): not a setting, one definition for preprocess and the page
+    LUMA: ClassVar[tuple[float, float, float]] = (0.299, 0.587, 0.114)
     size: int = 64
     channels: int = 3
     mean: tuple[float, ...] = IMAGENET_MEAN

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .config import PreprocessSpec
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+_LUMA = torch.tensor(PreprocessSpec.LUMA).view(1, 3, 1, 1)
 
 
 def resize_face(img: np.ndarray, size: int, reduce_to: int | None = None) -> np.ndarray:

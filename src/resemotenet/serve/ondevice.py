@@ -27,15 +27,20 @@ def detector_info() -> dict[str, Any]:
     """CenterFace's decoding constants and the defaults ``CenterFaceDetector`` runs with."""
     from ..inference.faces import centerface
 
-    params = inspect.signature(centerface.CenterFaceDetector).parameters
     return {
         "name": DETECTOR,
         "url": DETECTOR_URL,
         "outputs": list(centerface.OUTPUTS),
         "stride": centerface.STRIDE,
         "multiple": centerface.MULTIPLE,
-        **{k: params[k].default for k in ("max_side", "min_score", "nms_threshold")},
+        "log_scale_limit": centerface.LOG_SCALE_LIMIT,
+        **_defaults(centerface.CenterFaceDetector, "max_side", "min_score", "nms_threshold"),
     }
+
+
+def _defaults(fn: Any, *names: str) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    return {k: params[k].default for k in names}
 
 
 def detector_path() -> Path:
@@ -64,23 +69,29 @@ class OnDevice:
         self._lock = threading.Lock()
 
     def info(self) -> dict[str, Any]:
+        """Every number the page's pipeline uses (``static/ondevice.js``, ``static/geometry.js``),
+        taken from the code the Predictor runs: the page keeps no constant of its own."""
+        from ..inference.faces.base import align_face
+        from ..inference.tracking import IoUTracker
+
         p, card = self.predictor, self.predictor.card
         framing = card.framing
         return {
             "model": {"url": MODEL_URL, "name": str(p.backend.meta.get("model", self.source))},
             "detector": detector_info(),
             "labels": list(p.labels),
-            "preprocess": card.preprocess.to_dict(),
+            "preprocess": {**card.preprocess.to_dict(), "luma": list(card.preprocess.LUMA)},
             "framing": {
                 "margin": framing.margin_for(DETECTOR),
                 "square": framing.square,
                 "shift_y": framing.shift_y,
                 "align": framing.align,
-                "min_angle": 3.0,  # faces.align_face's default
+                **_defaults(align_face, "min_angle"),
             },
             "temperature": p.temperature,
             "min_confidence": p.min_confidence,
             "smoothing": p.smoothing,
+            "tracker": _defaults(IoUTracker, "iou_threshold", "max_age"),
         }
 
     def model_bytes(self) -> bytes:

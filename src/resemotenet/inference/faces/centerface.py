@@ -30,6 +30,7 @@ from .base import Detection, clip_box, sort_faces
 STRIDE = 4  # output cells per input pixel side
 MULTIPLE = 32  # the network's input sides must be multiples of its total stride
 OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks in the ONNX graph
+LOG_SCALE_LIMIT = 20.0  # a log box side is clipped to +-this before exp, so a wild output stays finite
 BACKENDS = ("auto", "onnxruntime", "opencv")
 
 
@@ -55,7 +56,7 @@ def decode(
     if ys.size == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
     scores = hm[ys, xs]
-    log_hw = np.clip(np.asarray(scale, np.float32)[0][:, ys, xs], -20.0, 20.0)  # exp stays finite
+    log_hw = np.clip(np.asarray(scale, np.float32)[0][:, ys, xs], -LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)
     bh, bw = np.exp(log_hw) * STRIDE
     off = np.asarray(offset, np.float32)[0][:, ys, xs]
     cy, cx = (ys + off[0] + 0.5) * STRIDE, (xs + off[1] + 0.5) * STRIDE

@@ -1,10 +1,11 @@
 // On-device mode: the face detector (CenterFace) and the emotion model both run in this page with
 // ONNX Runtime Web (vendored under /static/ort/, no CDN), so camera frames never leave the browser.
-// Every step follows the service's Predictor (inference/centerface.py, inference/faces.py,
-// preprocess.py) with the numbers the service hands over in GET /v1/on-device: detector input size
-// and thresholds, the model card's framing (margin, square crop, vertical shift, eye alignment),
-// preprocessing, temperature and the uncertainty threshold.
-"use strict";
+// Every step follows the service's Predictor: the box decoding and the crop framing are the plain
+// functions of geometry.js (tested against the Python ones under Node), and every number (detector
+// input size and thresholds, the model card's framing, preprocessing, temperature, the uncertainty
+// threshold, the tracker's) comes from the service's GET /v1/on-device: this file keeps none.
+// An ES module; app.js finds it as window.OnDevice.
+import {decode, detectorInput, framePlan, iou, toFrame} from "./geometry.js";
 
 const OnDevice = (() => {
   let cfg = null, detector = null, model = null, threads = 1;
@@ -20,7 +21,6 @@ const OnDevice = (() => {
     g.imageSmoothingEnabled = true; g.imageSmoothingQuality = "high";
     return g;
   };
-  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
   async function load(info, fetchBytes, say) {
     if (typeof ort === "undefined") throw new Error("ONNX Runtime Web did not load (/static/ort/)");
@@ -38,12 +38,9 @@ const OnDevice = (() => {
     threads = ort.env.wasm.numThreads;
   }
 
-  // ---- detection: CenterFace, decoded as inference/centerface.py decodes it ------------------------
+  // ---- detection: CenterFace, decoded as inference/faces/centerface.py decodes it ---------------
   async function detect(frame, w, h) {
-    const d = cfg.detector, stride = d.stride, multiple = d.multiple;
-    const s = Math.min(1, d.max_side / Math.max(w, h));
-    const nw = Math.max(1, Math.round(w * s)), nh = Math.max(1, Math.round(h * s));
-    const pw = Math.ceil(nw / multiple) * multiple, ph = Math.ceil(nh / multiple) * multiple;
+    const d = cfg.detector, size = detectorInput(w, h, d), {nw, nh, pw, ph} = size;
     const c = canvas("detect", nw, nh), g = ctx(c);
     g.drawImage(frame, 0, 0, nw, nh);
     const px = g.getImageData(0, 0, nw, nh).data, plane = ph * pw;
@@ -55,90 +52,42 @@ const OnDevice = (() => {
       }
     }
     const out = await detector.run({[detector.inputNames[0]]: new ort.Tensor("float32", x, [1, 3, ph, pw])});
-    const [hm, sc, off, lm] = d.outputs.map((name) => out[name].data);
-    const W = out[d.outputs[0]].dims[3], n = out[d.outputs[0]].dims[2] * W;
-    const sx = nw / w, sy = nh / h, found = [];
-    for (let i = 0; i < n; i++) {
-      if (!(hm[i] > d.min_score)) continue;
-      const ys = Math.floor(i / W), xs = i % W;
-      const bh = Math.exp(clamp(sc[i], -20, 20)) * stride, bw = Math.exp(clamp(sc[n + i], -20, 20)) * stride;
-      const cy = (ys + off[i] + 0.5) * stride, cx = (xs + off[n + i] + 0.5) * stride;
-      const x0 = cx - bw / 2, y0 = cy - bh / 2, points = [];
-      for (let k = 0; k < 5; k++) points.push([(x0 + lm[(2 * k + 1) * n + i] * bw) / sx, (y0 + lm[2 * k * n + i] * bh) / sy]);
-      found.push({score: hm[i], raw: [x0, y0, x0 + bw, y0 + bh], points});
-    }
-    found.sort((a, b) => b.score - a.score);
-    const kept = [];
-    for (const f of found) if (kept.every((k) => iou(k.raw, f.raw) <= d.nms_threshold)) kept.push(f);
-    const faces = [];
-    for (const f of kept) {
-      const box = clip(f.raw[0] / sx, f.raw[1] / sy, f.raw[2] / sx, f.raw[3] / sy, w, h);
-      if (box) faces.push({box, score: f.score, landmarks: f.points});
-    }
-    return faces.sort((a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1]);
+    const [heatmap, scale, offset, landmarks] = d.outputs.map((name) => out[name].data);
+    const [rows, cols] = out[d.outputs[0]].dims.slice(2);
+    return toFrame(decode({heatmap, scale, offset, landmarks}, rows, cols, d), size, w, h);
   }
 
-  function clip(x0, y0, x1, y1, w, h) {
-    const b = [Math.max(0, Math.round(x0)), Math.max(0, Math.round(y0)), Math.min(w, Math.round(x1)), Math.min(h, Math.round(y1))];
-    return b[2] > b[0] && b[3] > b[1] ? b : null;
-  }
-
-  function iou(a, b) {
-    const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-    const iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-    const inter = ix * iy, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    return union > 0 ? inter / union : 0;
-  }
-
-  // ---- framing: faces.expand_box and faces.align_face ------------------------------------------
-  function expandBox(box, margin, w, h, square) {
-    const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2;
-    let bw = box[2] - box[0], bh = box[3] - box[1];
-    if (square) bw = bh = Math.max(bw, bh);
-    bw *= 1 + margin; bh *= 1 + margin;
-    return clip(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, w, h);
-  }
-
+  // ---- framing: Predictor.frame_crop (geometry.framePlan), then preprocess.resize_face ----------
   // draws the model's view of one face (size x size) into the "input" canvas; a crop larger than
   // preprocess.source_size is first drawn at that side (preprocess.resize_face's reduce_to)
   function frameFace(frame, w, h, face) {
-    const f = cfg.framing, size = cfg.preprocess.size, src = cfg.preprocess.source_size;
+    const size = cfg.preprocess.size, src = cfg.preprocess.source_size;
     const reduce = src && src < size ? src : 0;
-    let box = face.box;
-    if (f.shift_y) {
-      const dy = Math.round(f.shift_y * (box[3] - box[1]));
-      box = [box[0], box[1] + dy, box[2], box[3] + dy];
-    }
-    const input = canvas("input", size, size);
-    ctx(input).clearRect(0, 0, size, size);
-    let side = size, gi = ctx(input);
-    const reduceFrom = (cropSide) => {  // crops larger than source_size are drawn at that side first
-      if (!reduce || cropSide <= reduce) return;
-      side = reduce;
-      gi = ctx(canvas("reduced", side, side));
-      gi.imageSmoothingQuality = "high";
-      gi.clearRect(0, 0, side, side);
-    };
-    const [[lx, ly], [rx, ry]] = face.landmarks;
-    const angle = Math.atan2(ry - ly, rx - lx) * 180 / Math.PI;
-    if (f.align && Math.abs(angle) >= f.min_angle) {
-      const rs = Math.max(1, Math.round(Math.max(box[2] - box[0], box[3] - box[1]) * (1 + f.margin)));
-      const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2, r = angle * Math.PI / 180;
-      const a = Math.cos(r), b = Math.sin(r);  // cv2.getRotationMatrix2D((cx, cy), angle, 1)
-      const c = canvas("rotated", rs, rs), g = ctx(c);
+    const plan = framePlan(face, cfg.framing, w, h);
+    let from, fx = 0, fy = 0, fw, fh;
+    if (plan.matrix) {  // the frame turned about the box centre until the eyes are level
+      const [[a, b, e], [c, d, f]] = plan.matrix, rs = plan.side;
+      from = canvas("rotated", rs, rs);
+      const g = ctx(from);
       g.setTransform(1, 0, 0, 1, 0, 0); g.clearRect(0, 0, rs, rs);
-      g.setTransform(a, -b, b, a, (1 - a) * cx - b * cy + rs / 2 - cx, b * cx + (1 - a) * cy + rs / 2 - cy);
+      g.setTransform(a, c, b, d, e, f);
       g.drawImage(frame, 0, 0, w, h);
       g.setTransform(1, 0, 0, 1, 0, 0);
-      reduceFrom(rs);
-      gi.drawImage(c, 0, 0, side, side);
+      fw = fh = rs;
     } else {
-      const e = expandBox(box, f.margin, w, h, f.align || f.square);  // align_face's plain crop is square
-      if (!e) return false;
-      reduceFrom(Math.min(e[2] - e[0], e[3] - e[1]));
-      gi.drawImage(frame, e[0], e[1], e[2] - e[0], e[3] - e[1], 0, 0, side, side);
+      if (!plan.box) return false;
+      from = frame; [fx, fy] = plan.box; fw = plan.box[2] - fx; fh = plan.box[3] - fy;
     }
-    if (side !== size) ctx(input).drawImage(gi.canvas, 0, 0, side, side, 0, 0, size, size);
+    const input = canvas("input", size, size), gi = ctx(input);
+    gi.clearRect(0, 0, size, size);
+    if (reduce && Math.min(fw, fh) > reduce) {  // crops larger than source_size are drawn at that side first
+      const r = canvas("reduced", reduce, reduce), gr = ctx(r);
+      gr.clearRect(0, 0, reduce, reduce);
+      gr.drawImage(from, fx, fy, fw, fh, 0, 0, reduce, reduce);
+      gi.drawImage(r, 0, 0, reduce, reduce, 0, 0, size, size);
+    } else {
+      gi.drawImage(from, fx, fy, fw, fh, 0, 0, size, size);
+    }
     return true;
   }
 
@@ -151,7 +100,7 @@ const OnDevice = (() => {
       const px = ctx(canvas("input", size, size)).getImageData(0, 0, size, size).data, base = kept.length * per;
       for (let i = 0; i < size * size; i++) {
         const r = px[4 * i] / 255, g = px[4 * i + 1] / 255, b = px[4 * i + 2] / 255;
-        if (C === 1) x[base + i] = (0.299 * r + 0.587 * g + 0.114 * b - p.mean[0]) / p.std[0];
+        if (C === 1) x[base + i] = (p.luma[0] * r + p.luma[1] * g + p.luma[2] * b - p.mean[0]) / p.std[0];
         else [r, g, b].forEach((v, ch) => { x[base + ch * size * size + i] = (v - p.mean[ch]) / p.std[ch]; });
       }
       kept.push(face);
@@ -167,16 +116,16 @@ const OnDevice = (() => {
     return kept.map((face, n) => ({face, probs: probs[n]}));
   }
 
-  // ---- tracking: predictor.IoUTracker (greedy IoU matching, EMA of the probabilities) ------------
+  // ---- tracking: tracking.IoUTracker (greedy IoU matching, EMA of the probabilities) ------------
   let tracks = [], nextId = 1, step = 0;
   function track(items) {
     step += 1;
     const pairs = [];
     tracks.forEach((t, ti) => items.forEach((it, bi) => pairs.push([iou(t.box, it.face.box), ti, bi])));
-    pairs.sort((a, b) => b[0] - a[0]);
+    pairs.sort((a, b) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2]);  // Python's sorted(reverse=True)
     const match = new Map(), used = new Set();
     for (const [score, ti, bi] of pairs) {
-      if (score < 0.3) break;
+      if (score < cfg.tracker.iou_threshold) break;
       if (!match.has(bi) && !used.has(ti)) { match.set(bi, ti); used.add(ti); }
     }
     const a = cfg.smoothing;
@@ -192,7 +141,7 @@ const OnDevice = (() => {
       }
       return {face: it.face, probs: t.probs, track: t.id};
     });
-    tracks = tracks.filter((t) => step - t.last < 10);
+    tracks = tracks.filter((t) => step - t.last < cfg.tracker.max_age);
     return out;
   }
 
@@ -220,3 +169,5 @@ const OnDevice = (() => {
 
   return {load, analyse, ready: () => cfg !== null, threads: () => threads};
 })();
+
+window.OnDevice = OnDevice;

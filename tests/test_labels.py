@@ -117,6 +117,23 @@ def test_official_resemotenet_order_is_a_permutation():
     assert L.remap_indices(L.OFFICIAL_RESEMOTENET_ORDER, L.EMOTIONS7) == [3, 4, 5, 0, 2, 1, 6]
 
 
+def test_faceapi_table():
+    # @vladmandic/face-api 1.7.15, src/faceExpressionNet/FaceExpressions.ts: FACE_EXPRESSION_LABELS
+    assert L.FACEAPI_ORDER == ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+    assert list(L.FACEAPI_TO_CANON) == list(L.FACEAPI_ORDER)
+    assert named(L.FACEAPI_TO_CANON) == {
+        "neutral": "neutral",
+        "happy": "happy",
+        "sad": "sad",
+        "angry": "angry",
+        "fearful": "fear",
+        "disgusted": "disgust",
+        "surprised": "surprise",
+    }
+    assert sorted(L.FACEAPI_TO_CANON.values()) == list(range(7))  # a permutation of the 7 classes
+    assert all(L.canonical_name(n) == L.EMOTIONS7[i] for n, i in L.FACEAPI_TO_CANON.items())
+
+
 @pytest.mark.parametrize(
     "name,canon",
     [

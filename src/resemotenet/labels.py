@@ -66,6 +66,19 @@ OFFICIAL_RESEMOTENET_ORDER: tuple[str, ...] = (
     "neutral",
 )
 
+# face-api's FaceExpressionNet (@vladmandic/face-api, src/faceExpressionNet/FaceExpressions.ts,
+# FACE_EXPRESSION_LABELS) emits its 7 probabilities in this order.
+FACEAPI_ORDER: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+FACEAPI_TO_CANON: dict[str, int] = {
+    "neutral": 6,
+    "happy": 3,
+    "sad": 4,
+    "angry": 0,
+    "fearful": 2,
+    "disgusted": 1,
+    "surprised": 5,
+}
+
 # Folder names a team might use for its own data -> canonical name.
 SYNONYMS: dict[str, str] = {
     "angry": "angry",

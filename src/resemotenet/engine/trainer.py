@@ -24,6 +24,7 @@ from ..data.transforms import augment_batch, to_nchw
 from ..labels import label_names
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint, make_meta, model_from_state, save_model
+from ..models.faceapi import PACKAGE, VERSION, load_faceapi
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import atomic_write_text
 from . import distributed as D
@@ -37,6 +38,8 @@ STEM = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "se")
 def load_data(cfg: TrainConfig) -> dict[str, Split]:
     if not cfg.data.root:
         raise ConfigError("no dataset: give --data NAME:PATH (e.g. fer2013:fer2013.csv) or data.root in the config")
+    # a missing or other-version face-api package is refused before any data loads
+    faceapi = load_faceapi(cfg.faceapi_teacher) if cfg.faceapi_teacher else None
     splits = load_splits(cfg.data)
     wanted = label_names(cfg.model.num_classes)
     for s in splits.values():
@@ -45,7 +48,27 @@ def load_data(cfg: TrainConfig) -> dict[str, Split]:
                 f"dataset labels {list(s.label_names)} do not match model.num_classes="
                 f"{cfg.model.num_classes} ({list(wanted)})"
             )
+    if faceapi is not None:
+        splits["train"] = _faceapi_targets(cfg, splits["train"], faceapi)
     return splits
+
+
+def _faceapi_targets(cfg: TrainConfig, train: Split, net: nn.Module) -> Split:
+    """The training split with face-api's soft labels blended in; rank 0 scores the faces and
+    fills the cache, the other ranks then read it."""
+    from .soft_targets import with_faceapi_targets
+
+    if not D.is_main():
+        D.barrier()
+    out = with_faceapi_targets(train, net, cfg.faceapi_weight, cfg.faceapi_temperature, progress=cfg.progress)
+    if D.is_main():
+        D.barrier()
+    return out
+
+
+def faceapi_signal(cfg: TrainConfig) -> str:
+    """How the card names face-api's soft labels among the training data."""
+    return f"soft labels of face-api FaceExpressionNet ({PACKAGE}@{VERSION}, weight {cfg.faceapi_weight}, T {cfg.faceapi_temperature})"
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -287,7 +310,7 @@ class Trainer:
             {"num_classes": cfg.model.num_classes, "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
             cfg.preprocess,
             label_names(cfg.model.num_classes),
-            dataset=cfg.data.name,
+            dataset=cfg.data.name + (f" + {faceapi_signal(cfg)}" if cfg.faceapi_teacher else ""),
         )
         self.amp = use_amp(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")

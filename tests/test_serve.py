@@ -575,6 +575,124 @@ def test_on_device_mode_analyses_in_the_page_and_sends_no_frame(tmp_path):
     assert p_page.argmax() == p_served.argmax() and np.abs(p_page - p_served).max() < 0.1, (p_page, p_served)
 
 
+FAKE_FINETUNE = """
+import os, shutil, sys, time
+out, staged, gate, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if epochs == 1:
+    print("error: too few faces per class to fine-tune (5 needed)", flush=True)
+    sys.exit(2)
+print(f"epoch 1/{epochs} train_loss 1.0 val_acc 0.5", flush=True)
+while not os.path.exists(gate):
+    time.sleep(0.05)
+for i in range(2, epochs + 1):
+    print(f"epoch {i}/{epochs} train_loss 1.0 val_acc 0.5", flush=True)
+shutil.copytree(staged, out + ".part")
+os.rename(out + ".part", out)
+"""
+
+
+def _staged_run(folder: Path) -> None:
+    """What ``resemotenet finetune`` leaves: weights (the served model, another temperature) and a
+    report whose fine-tune is better overall and worse on the faces the base model was sure of."""
+    from resemotenet.models.checkpoint import load_model, save_model
+
+    m = load_model("fast")
+    folder.mkdir(parents=True)
+    save_model(folder / "model.safetensors", m, m.card.with_(temperature=3.5).to_meta())
+    iv = lambda e, lo, hi: {"estimate": e, "low": lo, "high": hi}  # noqa: E731
+    part = lambda n, g, b, a, d, v, more: {  # noqa: E731
+        "faces": n, "groups": g, "before": b, "after": a, "difference": d, "verdict": v,
+        "more_faces_for_half_width": {"0.05": more},
+    }  # fmt: skip
+    held = {
+        "faces": 60,
+        "groups": 12,
+        "all": part(60, 12, iv(0.5, 0.4, 0.6), iv(0.6, 0.5, 0.7), iv(0.1, 0.02, 0.18), "better", 140),
+        "uncertain": part(40, 10, iv(0.3, 0.2, 0.4), iv(0.5, 0.4, 0.6), iv(0.2, 0.1, 0.3), "better", 90),
+        "confident": part(20, 8, iv(0.9, 0.8, 1.0), iv(0.8, 0.7, 0.9), iv(-0.1, -0.18, -0.02), "worse", 200),
+        "verdict": "better",
+        "regression_on_confident": True,
+    }
+    (folder / "report.json").write_text(json.dumps({"date": "2026-12-07", "parts": {}, "held_out": held}))
+
+
+def test_page_fine_tunes_shows_the_before_after_promotes_and_rolls_back(tmp_path, monkeypatch):
+    """The Fine-tune button against a quick stand-in for ``resemotenet finetune`` (a child process
+    that prints its epochs, waits for the test, then leaves a finished run): the failure reason,
+    the progress, the before/after with intervals and the warning, then Promote (confirmed) and
+    Roll back change the model the page shows."""
+    import sys
+
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from resemotenet.serve import site
+
+    webdriver, chrome, driver = _browser()
+    staged, gate = tmp_path / "staged", tmp_path / "gate"
+    _staged_run(staged)
+
+    class QuickFinetune(site.FinetuneJob):
+        def __init__(self, name, cmd, log):
+            epochs = cmd[cmd.index("--epochs") + 1] if "--epochs" in cmd else "3"
+            out = cmd[cmd.index("-o") + 1]
+            super().__init__(name, [sys.executable, "-c", FAKE_FINETUNE, out, str(staged), str(gate), epochs], log)
+
+    monkeypatch.setattr(site, "FinetuneJob", QuickFinetune)
+    opts, shots = _chrome_options(webdriver, chrome, tmp_path), _shots(tmp_path)
+    settings = ServeSettings(port=0, model="fast", review=str(tmp_path / "review"))
+    with ServerThread(settings) as s:
+        b = webdriver.Chrome(options=opts, service=DriverService(driver))
+        try:
+            wait, text = WebDriverWait(b, 30), lambda i: b.find_element("id", i).text  # noqa: E731
+            b.get(s.url + "/")
+            wait.until(lambda d: "model fast," in text("status"))
+            b.find_element("css selector", "[data-tab=review]").click()
+            wait.until(lambda d: d.find_element("id", "ft-start").is_enabled())
+            b.find_element("id", "ft-epochs").send_keys("1")  # the stand-in fails with 1 epoch
+            b.find_element("id", "ft-start").click()
+            wait.until(lambda d: "failed: error: too few faces per class" in text("ft-progress"))
+            b.find_element("id", "ft-epochs").clear()
+            b.find_element("id", "ft-epochs").send_keys("3")
+            b.find_element("id", "ft-start").click()
+            wait.until(lambda d: "epoch 1 of 3 done" in text("ft-progress"))  # polled every 2 s
+            assert not b.find_element("id", "ft-start").is_enabled()  # one fine-tune at a time
+            gate.touch()
+            wait.until(lambda d: d.find_elements("css selector", ".ft-run"))
+            run = b.find_element("css selector", ".ft-run")
+            name = run.get_attribute("data-run")
+            assert "finished" in text("ft-progress") and name in text("ft-progress")
+            row = lambda part: run.find_element("css selector", f"tr[data-part={part}]").text  # noqa: E731
+            assert "50.0 % [40.0, 60.0]" in row("all") and "60.0 % [50.0, 70.0]" in row("all")
+            assert "+10.0 points [+2.0, +18.0]" in row("all") and "better" in row("all")
+            assert "-10.0 points [-18.0, -2.0]" in row("confident") and "worse" in row("confident")
+            assert "Verdict: better" in run.text and "Warning: worse on the faces" in run.text
+            assert "About 140 more held-out faces for a +-5-point difference." in run.text
+            assert not b.find_element("id", "ft-rollback").is_displayed()
+            b.save_screenshot(str(shots / "serve_finetune.png"))
+            run.find_element("css selector", "button.ft-promote").click()
+            WebDriverWait(b, 10).until(ec.alert_is_present())
+            b.switch_to.alert.dismiss()  # nothing is promoted without a yes
+            time.sleep(0.5)
+            assert "model fast," in text("status")
+            b.find_element("css selector", "button.ft-promote").click()
+            WebDriverWait(b, 10).until(ec.alert_is_present())
+            b.switch_to.alert.accept()
+            wait.until(lambda d: f"model runs/{name}/model.safetensors," in text("status"))
+            wait.until(lambda d: d.find_element("id", "ft-rollback").is_displayed())
+            assert "(served now)" in b.find_element("css selector", ".ft-run h4").text
+            assert not b.find_elements("css selector", "button.ft-promote")
+            b.find_element("id", "ft-rollback").click()
+            wait.until(lambda d: "model fast," in text("status"))
+            wait.until(lambda d: not d.find_element("id", "ft-rollback").is_displayed())
+            assert b.find_elements("css selector", "button.ft-promote")
+        finally:
+            b.quit()
+        with httpx.Client(base_url=s.url) as c:
+            assert c.get("/v1/models").json()["models"][0]["weights"] == "fast"
+
+
 def test_on_device_files_and_description(client):
     info = client.get("/v1/on-device").json()
     assert info["labels"][0] == "angry" and info["preprocess"]["size"] == 96

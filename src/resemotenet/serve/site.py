@@ -97,7 +97,7 @@ class SiteLoop:
         with self._lock:
             if any(j.state == "running" for j in self.jobs.values()):
                 raise Conflict("a fine-tune is already running; wait for it or stop it")
-            name = time.strftime("ft-%Y%m%d-%H%M%S")
+            name = self._new_name()
             folder = self.runs / f"{name}.data"  # a snapshot: labels given meanwhile wait for the next run
             self.service.review.materialize_folder(folder)  # a folder: dataset with groups.csv
             cmd = [sys.executable, "-m", "resemotenet", "finetune", self.served, "--data", f"folder:{folder}"]
@@ -109,6 +109,15 @@ class SiteLoop:
             job = FinetuneJob(name, cmd, self.runs / f"{name}.log")
             self.jobs[name] = job
             return job.to_dict()
+
+    def _new_name(self) -> str:
+        """ft-DATE-TIME, with -2, -3 ... when a run of that second exists (a fast failure, clicked again)."""
+        base = name = time.strftime("ft-%Y%m%d-%H%M%S")
+        n = 1
+        while name in self.jobs or any((self.runs / f"{name}{end}").exists() for end in ("", ".data", ".log")):
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     def job(self, name: str) -> FinetuneJob:
         if name not in self.jobs:

@@ -43,7 +43,7 @@ document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () 
   activeTab = b.dataset.tab;
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
   document.querySelectorAll(".panel").forEach((p) => { p.hidden = p.id !== activeTab; });
-  if (activeTab === "review") { loadReview(); compareReview(); }
+  if (activeTab === "review") { loadReview(); loadFinetune(); compareReview(); }
   if (activeTab === "jobs") loadJobs();
 }));
 
@@ -51,7 +51,8 @@ async function refreshAll() {
   try {
     const m = (await apiJson("/v1/models")).models[0];
     state.labels = m.labels; state.minConfidence = m.min_confidence;
-    $("status").textContent = `model ${m.name}, uncertain below ${m.min_confidence}`;
+    $("status").textContent = `model ${m.weights || m.name}, uncertain below ${m.min_confidence}`;
+    $("ft-served").textContent = `served now: ${m.weights || m.name}`;
     legend($("live-legend")); legend($("timeline-legend"));
   } catch (e) {
     $("status").textContent = e.status === 401 ? "enter the API token" : "service: " + e.message;
@@ -371,6 +372,121 @@ async function explainReview() {
   } catch (e) { $("review-msg").textContent = "explain: " + e.message; }
 }
 $("review-explain").addEventListener("click", explainReview);
+
+// ---- Fine-tune, before / after, promote, rollback ------------------------------------------------
+// Every number and verdict shown here is the service's (each run's report.json, GET /v1/finetune);
+// the page only lays them out. Nothing is served until a click on Promote and its confirmation.
+const PARTS = [["all", "all held-out faces"], ["uncertain", "faces the model before was unsure of"],
+  ["confident", "faces it was sure of"]];
+const points = (v) => (100 * v).toFixed(1);
+const interval = (iv) => `${points(iv.estimate)} % [${points(iv.low)}, ${points(iv.high)}]`;
+const signed = (v) => (v >= 0 ? "+" : "") + points(v);
+const difference = (iv) => `${signed(iv.estimate)} points [${signed(iv.low)}, ${signed(iv.high)}]`;
+let finetunePoll = null;
+
+async function loadFinetune() {
+  let r;
+  try { r = await apiJson("/v1/finetune"); } catch (e) {
+    $("ft-msg").textContent = e.status === 403 ? "Fine-tuning needs review: start the service with --review DIR." : "fine-tune: " + e.message;
+    $("ft-start").disabled = true; return;
+  }
+  const running = r.jobs.some((j) => j.state === "running");
+  $("ft-start").disabled = running;
+  showFinetuneJob(r.jobs[r.jobs.length - 1]);
+  $("ft-rollback").hidden = !r.can_roll_back;
+  const key = JSON.stringify(r.runs);
+  if (key !== state.finetuneRuns) {  // redrawn only when a run or what is served changed
+    state.finetuneRuns = key;
+    $("ft-runs").replaceChildren(...r.runs.slice().reverse().map(runBlock));
+  }
+  if (running && !finetunePoll) finetunePoll = setInterval(loadFinetune, 2000);
+  if (!running && finetunePoll) { clearInterval(finetunePoll); finetunePoll = null; }
+}
+
+function showFinetuneJob(j) {  // the latest fine-tune: its epochs, or why it failed
+  const p = $("ft-progress");
+  p.className = j && j.state === "failed" ? "error" : "muted";
+  if (!j) p.textContent = "";
+  else if (j.state === "running") p.textContent = j.epochs ? `${j.name}: epoch ${j.epoch} of ${j.epochs} done` : `${j.name}: starting...`;
+  else if (j.state === "failed") p.textContent = `${j.name} failed: ${j.error}`;
+  else p.textContent = `${j.name} finished: its before / after is below`;
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text != null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function runBlock(run) {
+  const div = el("div", null, "ft-run"), held = run.held_out || {};
+  div.dataset.run = run.name;
+  div.appendChild(el("h4", run.name + (run.date ? `, ${run.date}` : "") + (run.served ? " (served now)" : "")));
+  const table = el("table");
+  table.innerHTML = "<thead><tr><th>held out</th><th>faces (groups)</th><th>accuracy before</th><th>after</th>" +
+    "<th>after - before</th><th>verdict</th></tr></thead><tbody></tbody>";
+  for (const [part, words] of PARTS) {
+    const p = held[part];
+    if (!p) continue;
+    const cells = p.faces ? [words, `${p.faces} (${p.groups})`, interval(p.before), interval(p.after), difference(p.difference), p.verdict]
+      : [words, "0", "", "", "", ""];
+    const tr = el("tr");
+    tr.dataset.part = part;
+    cells.forEach((c) => tr.appendChild(el("td", c)));
+    table.tBodies[0].appendChild(tr);
+  }
+  div.appendChild(table);
+  const site = held.site_estimate;
+  if (site && site.before && site.after) {
+    div.appendChild(el("p", `Site estimate (uncertain faces and the audit sample weighted by their share of traffic, ` +
+      `${points(site.before.uncertain_share)} % uncertain): before ${interval(site.before)}, after ${interval(site.after)}`, "muted"));
+  }
+  div.appendChild(el("p", `Verdict: ${run.verdict}`, "verdict"));
+  if (run.note) div.appendChild(el("p", run.note, "muted"));
+  if (run.regression_on_confident) div.appendChild(el("p", "Warning: worse on the faces the model before was sure of.", "warning"));
+  for (const [width, n] of Object.entries((held.all || {}).more_faces_for_half_width || {})) {
+    const w = Math.round(100 * parseFloat(width));
+    div.appendChild(el("p", n > 0 ? `About ${n} more held-out faces for a +-${w}-point difference.`
+      : `The difference is already known to +-${w} points.`, "muted more"));
+  }
+  if (!run.served) {
+    const b = el("button", "Promote");
+    b.className = "ft-promote";
+    b.addEventListener("click", () => promoteRun(run.name));
+    div.appendChild(b);
+  }
+  return div;
+}
+
+async function startFinetune() {
+  const epochs = parseInt($("ft-epochs").value, 10);
+  $("ft-msg").textContent = "";
+  try {
+    const j = await apiJson("/v1/finetune", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(Number.isFinite(epochs) ? {epochs} : {})});
+    showFinetuneJob(j);
+  } catch (e) { $("ft-msg").textContent = "fine-tune: " + e.message; }
+  loadFinetune();
+}
+$("ft-start").addEventListener("click", startFinetune);
+
+async function modelCall(what, path, body) {
+  $("ft-msg").textContent = "";
+  try {
+    const r = await apiJson(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body || {})});
+    $("ft-progress").textContent = `${what}: serving ${r.served}`;
+  } catch (e) { $("ft-msg").textContent = `${what}: ${e.message}`; }
+  await refreshAll();
+  state.finetuneRuns = null;
+  loadFinetune();
+}
+
+function promoteRun(name) {
+  if (!confirm(`Serve ${name} from the next request on? The model served now is kept for Roll back.`)) return;
+  modelCall("promoted", "/v1/models/promote", {name});
+}
+$("ft-rollback").addEventListener("click", () => modelCall("rolled back", "/v1/models/rollback"));
 
 async function compareReview() {
   $("compare-msg").textContent = "scoring...";

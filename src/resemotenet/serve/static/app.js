@@ -82,8 +82,9 @@ liveMode.addEventListener("change", () => {
 async function startLive() {
   $("live-start").disabled = true;
   const onDevice = liveMode.value === "device";
-  if (onDevice && !OnDevice.ready()) {
+  if (onDevice && !(window.OnDevice && OnDevice.ready())) {
     try {
+      if (!window.OnDevice) throw new Error("its script (/static/ondevice.js, an ES module) did not load");
       const info = await apiJson("/v1/on-device");
       await OnDevice.load(info, async (url) => (await api(url)).arrayBuffer(), (m) => { $("live-info").textContent = m; });
     } catch (e) {

@@ -158,3 +158,70 @@ def test_predictor_takes_its_framing_from_the_card(tmp_path):
     p = Predictor(path, detector="haar", margin=0.15, align=False)
     assert p.margin == 0.15 and p.align is False
     assert Predictor(path, detector="haar").align is True
+
+
+CARD_KEYS = {
+    "format", "model", "model_kwargs", "preprocess", "labels", "temperature", "framing", "threshold",
+    "training_data", "recipe", "parameters", "metrics", "package_version", "explain_layer", "epoch", "averaged_from",
+}  # fmt: skip
+
+
+def _meta_key_reads(path) -> list[str]:
+    """``meta["labels"]``, ``meta.get("labels")``, ``pretrained_cfg["labels"]``, ... in one file."""
+    import ast
+
+    def metaish(node) -> bool:
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return "meta" in name.lower() or name == "pretrained_cfg"
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        key = None
+        if isinstance(node, ast.Subscript) and metaish(node.value) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and metaish(node.func.value)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            key = node.args[0].value
+        if key in CARD_KEYS:
+            found.append(f"{path.name}:{node.lineno} reads {key!r}")
+    return found
+
+
+def test_metadata_keys_are_read_in_card_py_only():
+    """The card is the currency: every other module reads typed fields, never metadata keys."""
+    from pathlib import Path
+
+    import resemotenet
+
+    pkg = Path(resemotenet.__file__).parent
+    reads = [r for p in sorted(pkg.rglob("*.py")) if p.name != "card.py" for r in _meta_key_reads(p)]
+    assert not reads, reads
+
+
+def test_the_key_check_sees_a_planted_read(tmp_path):
+    planted = tmp_path / "x.py"
+    planted.write_text("def f(meta, model):\n    return meta['labels'], model.pretrained_cfg.get('preprocess')\n")
+    assert len(_meta_key_reads(planted)) == 2
+
+
+def test_opening_the_shipped_model_parses_its_card_once(monkeypatch):
+    from resemotenet.card import ModelCard
+    from resemotenet.inference.predictor import Predictor
+
+    calls = []
+    original = ModelCard.from_meta.__func__
+
+    def counting(cls, meta, where="metadata"):
+        calls.append(where)
+        return original(cls, meta, where)
+
+    monkeypatch.setattr(ModelCard, "from_meta", classmethod(counting))
+    predictor = Predictor(detector=lambda rgb: [])
+    assert len(calls) == 1, calls
+    assert predictor.card.labels and predictor.min_confidence == (predictor.card.threshold or 0.0)

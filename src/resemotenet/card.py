@@ -12,11 +12,11 @@ load too: missing fields take their defaults.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .config import PreprocessSpec
+from .config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from .utils.errors import CheckpointError
 
 FORMAT = "resemotenet/1"
@@ -244,3 +244,54 @@ class ModelCard:
         if self.package_version:
             lines.append(f"written by     resemotenet {self.package_version}")
         return "\n".join(lines)
+
+
+# ---- metadata of files written by other tools ----------------------------------------------------
+def meta_from_props(props: Mapping[str, str], where: str, key: str = "resemotenet") -> dict[str, Any]:
+    """An ONNX file's metadata: our JSON under ``key``, or the separate readable keys
+    (``labels``, ``preprocess``) some tools keep."""
+    try:
+        if key in props:
+            return dict(json.loads(props[key]))
+        return {k: json.loads(props[k]) for k in ("labels", "preprocess") if k in props}
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: metadata is not valid JSON ({exc})") from exc
+
+
+def complete_meta(
+    meta: dict[str, Any],
+    where: str,
+    name: str,
+    shape: tuple[int | None, ...],
+    labels: Sequence[str] | str | None = None,
+    size: int | None = None,
+    channels: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """A partial card (a bare ONNX file's) filled from the caller's shortcuts and the input
+    ``shape`` (C, S, S); names whatever is still missing."""
+    if labels is not None:
+        meta["labels"] = [s.strip() for s in labels.split(",")] if isinstance(labels, str) else list(labels)
+    pre = dict(meta.get("preprocess") or {})
+    given = {"size": size, "channels": channels, "mean": mean, "std": std}
+    pre.update({k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None})
+    if "channels" not in pre and shape and shape[0] is not None:
+        pre["channels"] = shape[0]
+    if "size" not in pre and len(shape) == 3 and shape[1] is not None and shape[1] == shape[2]:
+        pre["size"] = shape[1]
+    if pre.get("channels") == 3:  # the paper's statistics are the documented default for RGB input
+        pre.setdefault("mean", list(IMAGENET_MEAN))
+        pre.setdefault("std", list(IMAGENET_STD))
+    missing = [k for k in ("labels",) if not meta.get(k)] + [
+        k for k in ("size", "channels", "mean", "std") if k not in pre
+    ]
+    if missing:
+        raise CheckpointError(
+            f"{where}: no resemotenet metadata for {', '.join(missing)}; export the model with "
+            f"'resemotenet export' (or pass {', '.join(missing)} to OnnxBackend in Python)"
+        )
+    meta["preprocess"] = PreprocessSpec.from_dict(pre).to_dict()
+    meta.setdefault("temperature", 1.0)
+    meta.setdefault("model", name)
+    return meta

@@ -48,20 +48,18 @@ def run(args: argparse.Namespace) -> int:
     check_positive("--batch-size", args.batch_size)
     if args.output:  # the output rule: refused before the model loads or the data is read
         check_output_dir(args.output, force=args.force, what="metrics.json")
-    model, meta = open_model(args.model)
+    model, card = open_model(args.model)
     name, _ = parse_data_spec(args.data)
     fields = {"options": data_options(args.data_option), "split_file": args.split_file, "limit": args.limit}
     loaded = load(args.data, args.split if args.split == "all" else None, **fields)
     splits = {"all": loaded} if args.split == "all" else loaded
     split = splits[args.split]
-    from ..config import PreprocessSpec
-
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
-    temperature = 1.0 if args.no_temperature else float(meta.get("temperature", 1.0))
+    spec = card.preprocess
+    temperature = 1.0 if args.no_temperature else card.temperature
     m = evaluate(
         model,
         split,
-        meta["labels"],
+        card.labels,
         spec,
         temperature=temperature,
         tta=args.tta,
@@ -86,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out / "metrics.json", json.dumps(m, indent=2))
         _plots(out, m, result.probs, result.targets)
         print(f"wrote {out / 'metrics.json'}")
-    eval_extras(args, model, splits, meta, spec, temperature, result)
+    eval_extras(args, model, splits, card, spec, temperature, result)
     return 0
 
 

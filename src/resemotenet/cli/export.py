@@ -140,15 +140,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_safetensors(args: argparse.Namespace) -> int:
     """A training checkpoint -> an inference file: weights and metadata, no optimizer state."""
-    from ..models.checkpoint import load_checkpoint, model_from_state, save_model
-    from ..utils.io import check_output
+    from ..models.checkpoint import export_safetensors
 
-    output = check_output(args.output or Path(args.checkpoint).with_suffix(".safetensors"), force=args.force)
-    state, meta, _ = load_checkpoint(args.checkpoint)
-    model = model_from_state(state, meta, args.checkpoint)
-    save_model(output, model, meta, half=args.half)
+    output, card = export_safetensors(args.checkpoint, args.output, half=args.half, force=args.force)
     print(
-        f"exported {meta['model']} -> {output} ({_mb(output.stat().st_size)}, "
+        f"exported {card.arch} -> {output} ({_mb(output.stat().st_size)}, "
         f"{'fp16' if args.half else 'fp32'} safetensors with metadata)"
     )
     return 0

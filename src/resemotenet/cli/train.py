@@ -150,10 +150,10 @@ def _adopted(args: argparse.Namespace) -> list[str]:
         return []
     from ..models.checkpoint import load_checkpoint
 
-    _, meta, _ = load_checkpoint(args.init_from)
-    kwargs = {k: v for k, v in meta.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")}
-    return [f"model.name={json.dumps(meta['model'])}", f"model.kwargs={json.dumps(kwargs)}"] + [
-        f"preprocess.{k}={json.dumps(v)}" for k, v in meta["preprocess"].items()
+    card = load_checkpoint(args.init_from).card
+    kwargs = {k: v for k, v in dict(card.arch_kwargs).items() if k not in ("num_classes", "in_chans")}
+    return [f"model.name={json.dumps(card.arch)}", f"model.kwargs={json.dumps(kwargs)}"] + [
+        f"preprocess.{k}={json.dumps(v)}" for k, v in card.preprocess.to_dict().items()
     ]
 
 

@@ -190,7 +190,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def eval_extras(
-    args: argparse.Namespace, model: Any, splits: dict, meta: dict, spec: Any, temperature: float, result: Any
+    args: argparse.Namespace, model: Any, splits: dict, card: Any, spec: Any, temperature: float, result: Any
 ) -> None:
     """Run the trust analyses asked for on ``eval``'s command line; files go to ``--output``.
     ``result`` is the ``EvalResult`` of the split itself (its samples, probabilities, ids)."""
@@ -204,7 +204,7 @@ def eval_extras(
         r = evaluate_corruptions(
             model,
             split,
-            meta["labels"],
+            card.labels,
             spec,
             args.corruptions,
             args.severities,
@@ -219,22 +219,22 @@ def eval_extras(
     if args.attributes:
         from ..analysis.slices import format_slices, read_attributes, slice_metrics
 
-        s = slice_metrics(probs, targets, list(result.ids), _labels(meta, split), read_attributes(args.attributes))
+        s = slice_metrics(probs, targets, list(result.ids), _labels(card, split), read_attributes(args.attributes))
         print(format_slices(s))
         if out:
             _write_json(out, "slices.json", s)
     if args.risk_coverage:
-        _eval_risk_coverage(args, model, splits, meta, spec, temperature, probs, targets, out)
+        _eval_risk_coverage(args, model, splits, card, spec, temperature, probs, targets, out)
 
 
-def _labels(meta: dict, split: Any) -> tuple[str, ...]:
+def _labels(card: Any, split: Any) -> tuple[str, ...]:
     from ..labels import shared_labels
 
-    model, data = tuple(meta["labels"]), tuple(split.label_names)
+    model, data = tuple(card.labels), tuple(split.label_names)
     return model if model == data else shared_labels(data, model)
 
 
-def _eval_risk_coverage(args, model, splits, meta, spec, temperature, probs, targets, out) -> None:
+def _eval_risk_coverage(args, model, splits, card, spec, temperature, probs, targets, out) -> None:
     from ..analysis.calibration import apply_threshold, recommend_threshold, risk_coverage
     from ..engine.evaluator import evaluate
     from ..report import risk_coverage_png
@@ -242,7 +242,7 @@ def _eval_risk_coverage(args, model, splits, meta, spec, temperature, probs, tar
     if args.split == "val":
         pv, yv = probs, targets
     else:
-        m = evaluate(model, splits["val"], meta["labels"], spec, temperature=temperature, batch_size=args.batch_size)
+        m = evaluate(model, splits["val"], card.labels, spec, temperature=temperature, batch_size=args.batch_size)
         pv, yv = m.probs, m.targets
     rec = recommend_threshold(pv, yv, args.target_accuracy)
     rc: dict[str, Any] = {"split": "val", "curve": risk_coverage(pv, yv), "recommended": rec}

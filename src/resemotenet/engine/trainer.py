@@ -402,7 +402,7 @@ class Trainer:
                 val = evaluate(
                     self.model,
                     self.splits["val"],
-                    self.meta["labels"],
+                    label_names(cfg.model.num_classes),
                     cfg.preprocess,
                     batch_size=cfg.eval_batch_size,
                     tta="flip" if cfg.eval_flip else "none",

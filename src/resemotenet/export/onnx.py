@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..card import ModelCard
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
 from ..preprocess import FaceTransform
@@ -103,15 +104,17 @@ def default_check_faces(n: int = DEFAULT_CHECK_SIZE) -> tuple[np.ndarray, str]:
 
 
 # ---- loading ---------------------------------------------------------------------------------
-def load_for_export(checkpoint_or_model: str | Path | nn.Module) -> tuple[nn.Module, dict[str, Any]]:
-    """(float32 CPU model in eval mode, its metadata) from a checkpoint path, 'default' or a module."""
+def load_for_export(checkpoint_or_model: str | Path | nn.Module) -> tuple[nn.Module, ModelCard]:
+    """(float32 CPU model in eval mode, its card) from a checkpoint path, 'default' or a module."""
+    from ..models.checkpoint import card_of
+
     if isinstance(checkpoint_or_model, nn.Module):
-        meta = getattr(checkpoint_or_model, "pretrained_cfg", None)
-        if not meta or "preprocess" not in meta or "labels" not in meta:
+        try:
+            card = card_of(checkpoint_or_model)
+        except CheckpointError:
             raise CheckpointError(
-                "model has no pretrained_cfg with labels and preprocess; "
-                "build it with make_meta or load it with load_model"
-            )
+                "model has no model card (labels and preprocess); build it with make_meta or load it with load_model"
+            ) from None
         model = copy.deepcopy(checkpoint_or_model)  # never move or cast the caller's module
     else:
         from ..models import load_model
@@ -120,8 +123,8 @@ def load_for_export(checkpoint_or_model: str | Path | nn.Module) -> tuple[nn.Mod
         if path.endswith(".onnx"):
             raise CheckpointError(f"{path}: already an ONNX file; export takes a checkpoint (.pt, .safetensors)")
         model = load_model(None if path == "default" else path)
-        meta = model.pretrained_cfg
-    return model.float().cpu().eval(), dict(meta)
+        card = card_of(model)
+    return model.float().cpu().eval(), card
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -139,11 +142,11 @@ def _quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _metadata(meta: dict[str, Any]) -> dict[str, str]:
+def _metadata(card: ModelCard) -> dict[str, str]:
     return {
-        META_KEY: json.dumps(meta),
-        "labels": json.dumps(list(meta["labels"])),
-        "preprocess": json.dumps(meta["preprocess"]),
+        META_KEY: card.to_json(),
+        "labels": json.dumps(list(card.labels)),  # readable by tools that know nothing of the card
+        "preprocess": json.dumps(card.preprocess.to_dict()),
     }
 
 
@@ -270,8 +273,8 @@ def export_onnx(
     """
     require_exporter()
     dst = check_output(output, force=force)
-    model, meta = load_for_export(checkpoint_or_model)
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    model, card = load_for_export(checkpoint_or_model)
+    spec = card.preprocess
     if check_images is None:
         check_images, source = default_check_faces(check_size)
     elif isinstance(check_images, Split):
@@ -285,7 +288,7 @@ def export_onnx(
     from ..utils.progress import progress as show
 
     with atomic_path(dst, force=True) as tmp, show(total=3, desc="export", unit="step", enabled=progress) as bar:
-        exporter = _write_onnx(model, torch.from_numpy(x[:2]).clone(), tmp, opset, _metadata(meta))
+        exporter = _write_onnx(model, torch.from_numpy(x[:2]).clone(), tmp, opset, _metadata(card))
         bar.update(1)
         try:
             session = ort_session(tmp)
@@ -308,11 +311,11 @@ def export_onnx(
         size_bytes=dst.stat().st_size,
         opset=opset,
         exporter=exporter,
-        model=meta["model"],
+        model=card.arch,
         check_source=source,
         atol=ATOL,
-        labels=list(meta["labels"]),
-        preprocess=meta["preprocess"],
+        labels=list(card.labels),
+        preprocess=spec.to_dict(),
         seconds=round(time.perf_counter() - t0, 2),
     )
     return report

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..card import ModelCard
 from ..config import PreprocessSpec
 from ..data.dataset import Split
 from ..utils.errors import CheckpointError, ConfigError, DataError, extra_error, import_extra
@@ -32,8 +33,8 @@ from .onnx import META_KEY, check_inputs, fer2013_split, find_fer2013, ort_logit
 DEFAULT_CALIBRATION_SIZE = 512
 
 
-def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """(onnx ModelProto, our metadata) of an ONNX file; a file without metadata is an error."""
+def read_meta(path: str | Path) -> tuple[Any, ModelCard]:
+    """(onnx ModelProto, its model card) of an ONNX file; a file without metadata is an error."""
     onnx = import_extra("onnx", "export")
     path = Path(path)
     if not path.is_file():
@@ -47,7 +48,7 @@ def read_meta(path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(
             f"{path}: no '{META_KEY}' metadata (labels, preprocessing); export it with 'resemotenet export' first"
         )
-    return proto, json.loads(props[META_KEY])
+    return proto, ModelCard.from_json(props[META_KEY], str(path))
 
 
 NO_DATA = "pass --data NAME:PATH (real faces, e.g. fer2013:path/to/fer2013.csv.gz), or --synthetic for synthetic faces"
@@ -150,11 +151,11 @@ def quantize_onnx(
         raise extra_error("onnxruntime", "export", exc) from exc
     src = Path(model)
     dst = Path(output) if output else src.with_name(src.stem + ".int8.onnx")
-    proto, meta = read_meta(src)
+    proto, card = read_meta(src)
     check_output(dst, force=force)
     if calibration_size < 1:
         raise ConfigError(f"calibration_size must be >= 1, got {calibration_size}")
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    spec = card.preprocess
     if isinstance(calibration, (str, type(None))):
         calibration, test, cal_source, test_name = data_splits(calibration)
         if check is None:
@@ -193,9 +194,9 @@ def quantize_onnx(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if evaluate and check is not None:
-        report.update(compare_models(src, dst, meta, check, check_name or f"{len(check)} given faces", progress))
+        report.update(compare_models(src, dst, card, check, check_name or f"{len(check)} given faces", progress))
     elif evaluate:
-        report.update(accuracy_on_fer2013(src, dst, meta))
+        report.update(accuracy_on_fer2013(src, dst, card))
     return report
 
 
@@ -218,7 +219,7 @@ def _copy_metadata(src_proto: Any, quantized: Path, dst: Path, n: int, source: s
 def compare_models(
     fp32: str | Path,
     int8: str | Path,
-    meta: dict[str, Any],
+    card: ModelCard,
     faces: np.ndarray | Split,
     name: str,
     progress: bool = True,
@@ -227,10 +228,10 @@ def compare_models(
     split labelled in the model's label order (``check_source`` names the faces)."""
     from ..data.dataset import materialize
 
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    spec = card.preprocess
     labels = None
     if isinstance(faces, Split):
-        if tuple(meta["labels"]) == tuple(faces.label_names):
+        if tuple(card.labels) == tuple(faces.label_names):
             labels = faces.labels
         faces = materialize(faces, spec.size, gray=spec.channels == 1, reduce_to=spec.reduce_to)
     x = check_inputs(faces, spec, "check faces")
@@ -244,14 +245,14 @@ def compare_models(
     return out
 
 
-def accuracy_on_fer2013(fp32: str | Path, int8: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+def accuracy_on_fer2013(fp32: str | Path, int8: str | Path, card: ModelCard) -> dict[str, Any]:
     """Accuracy of both files on FER2013 PrivateTest, and how often they agree (when present)."""
     test = fer2013_split("test")
     if test is None:
         return {"accuracy_note": "FER2013 not found: accuracy not measured"}
-    if tuple(meta["labels"]) != tuple(test.label_names):
-        return {"accuracy_note": f"model labels {meta['labels']} are not FER2013's: accuracy not measured"}
-    x = check_inputs(test.images, PreprocessSpec.from_dict(meta["preprocess"]))
+    if tuple(card.labels) != tuple(test.label_names):
+        return {"accuracy_note": f"model labels {list(card.labels)} are not FER2013's: accuracy not measured"}
+    x = check_inputs(test.images, card.preprocess)
     a = ort_logits(ort_session(fp32), x).argmax(1)
     b = ort_logits(ort_session(int8), x).argmax(1)
     return {

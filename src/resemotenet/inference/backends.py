@@ -9,8 +9,7 @@ the ``--labels/--size`` style options), and the error says which of them is miss
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..card import MetaView, ModelCard
-from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+from ..card import MetaView, ModelCard, complete_meta, meta_from_props
 from ..utils.errors import CheckpointError, ConfigError, DataError, import_extra
 from ..utils.runtime import native_bf16
 
@@ -338,50 +336,11 @@ def _fuse_conv_bn(model: nn.Module) -> nn.Module:
 
 
 def _file_meta(path: Path, props: dict[str, str]) -> dict[str, Any]:
-    """Our JSON metadata, or the separate readable keys some tools keep."""
-    try:
-        if META_KEY in props:
-            return dict(json.loads(props[META_KEY]))
-        return {k: json.loads(props[k]) for k in ("labels", "preprocess") if k in props}
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    return meta_from_props(props, str(path), META_KEY)
 
 
-def _complete(
-    path: Path,
-    meta: dict[str, Any],
-    shape: tuple[int | None, ...],
-    labels: Sequence[str] | str | None,
-    size: int | None,
-    channels: int | None,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-) -> dict[str, Any]:
-    """Fill labels / preprocess from the shortcuts and the input shape; name whatever is missing."""
-    if labels is not None:
-        meta["labels"] = [s.strip() for s in labels.split(",")] if isinstance(labels, str) else list(labels)
-    pre = dict(meta.get("preprocess") or {})
-    given = {"size": size, "channels": channels, "mean": mean, "std": std}
-    pre.update({k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None})
-    if "channels" not in pre and shape and shape[0] is not None:
-        pre["channels"] = shape[0]
-    if "size" not in pre and len(shape) == 3 and shape[1] is not None and shape[1] == shape[2]:
-        pre["size"] = shape[1]
-    if pre.get("channels") == 3:  # the paper's statistics are the documented default for RGB input
-        pre.setdefault("mean", list(IMAGENET_MEAN))
-        pre.setdefault("std", list(IMAGENET_STD))
-    missing = [k for k in ("labels",) if not meta.get(k)] + [
-        k for k in ("size", "channels", "mean", "std") if k not in pre
-    ]
-    if missing:
-        raise CheckpointError(
-            f"{path}: no resemotenet metadata for {', '.join(missing)}; export the model with "
-            f"'resemotenet export' (or pass {', '.join(missing)} to OnnxBackend in Python)"
-        )
-    meta["preprocess"] = PreprocessSpec.from_dict(pre).to_dict()
-    meta.setdefault("temperature", 1.0)
-    meta.setdefault("model", path.stem)
-    return meta
+def _complete(path: Path, meta: dict[str, Any], shape: tuple[int | None, ...], **shortcuts: Any) -> dict[str, Any]:
+    return complete_meta(meta, str(path), path.stem, shape, **shortcuts)
 
 
 def open_backend(

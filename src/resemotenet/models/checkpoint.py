@@ -245,6 +245,20 @@ def load_model(path: str | Path | None = None) -> nn.Module:
     return model_from_state(ckpt.state, ckpt.card, str(path)).eval()
 
 
+def export_safetensors(
+    checkpoint: str | Path, output: str | Path | None = None, half: bool = False, force: bool = False
+) -> tuple[Path, ModelCard]:
+    """A training checkpoint -> an inference file: weights and card, no optimizer state
+    (``output`` default: the checkpoint's name with ``.safetensors``; fp16 with ``half``)."""
+    from ..utils.io import check_output
+
+    dst = check_output(output or Path(checkpoint).with_suffix(".safetensors"), force=force)
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_state(ckpt.state, ckpt.card, str(checkpoint))
+    save_model(dst, model, ckpt.card.to_meta(), half=half)
+    return dst, ckpt.card
+
+
 def write_card(path: str | Path, card: ModelCard) -> Path:
     """Rewrite a ``.safetensors`` weights file with ``card`` as its metadata (weights unchanged,
     dtype kept; written atomically)."""

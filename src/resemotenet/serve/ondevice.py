@@ -77,7 +77,7 @@ class OnDevice:
         p, card = self.predictor, self.predictor.card
         framing = card.framing
         return {
-            "model": {"url": MODEL_URL, "name": str(p.backend.meta.get("model", self.source))},
+            "model": {"url": MODEL_URL, "name": card.name},
             "detector": detector_info(),
             "labels": list(p.labels),
             "preprocess": {**card.preprocess.to_dict(), "luma": list(card.preprocess.LUMA)},

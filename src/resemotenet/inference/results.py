@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..labels import UNCERTAIN
 from .faces import Box
 
 
@@ -32,6 +33,7 @@ class FaceResult:
     top2: list[tuple[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The one face row: JSONL, the HTTP API, the service's jobs and the batch jobs write it."""
         return {
             "source": self.source,
             "frame": self.frame,
@@ -42,6 +44,8 @@ class FaceResult:
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "track": self.track,
             "top2": None if self.top2 is None else [[n, round(p, 6)] for n, p in self.top2],
+            "uncertain": self.label == UNCERTAIN,
+            "status": "face",
         }
 
 
@@ -58,8 +62,30 @@ def no_face_dict(source: str, frame: int = 0, timestamp: float | None = None) ->
         "probabilities": None,
         "track": None,
         "top2": None,
+        "uncertain": False,
         "status": "no_face",
     }
+
+
+FLAT_COLUMNS = ("source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "uncertain", "track", "top2")
+
+
+def flat_columns(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """The columns of a flat face row: a column per box corner and per label (``p_<label>``)."""
+    return [*FLAT_COLUMNS, *(f"p_{n}" for n in labels), "status"]
+
+
+def flat_row(d: dict[str, Any], labels: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """One face row (``FaceResult.to_dict`` or ``no_face_dict``) flattened for CSV and Parquet;
+    missing values are None. The one flattener: predict's CSV, the service's CSV, the batch jobs."""
+    box = d.get("box") or [None] * 4
+    probs = d.get("probabilities") or {}
+    top2 = d.get("top2")
+    flat = {k: d.get(k) for k in ("source", "frame", "timestamp", "label", "score", "uncertain", "track", "status")}
+    flat.update(zip(("x0", "y0", "x1", "y1"), box, strict=True))
+    flat["top2"] = None if top2 is None else "|".join(f"{n}:{p:.4f}" for n, p in top2)
+    flat.update({f"p_{n}": probs.get(n) for n in labels})
+    return {k: flat.get(k) for k in flat_columns(labels)}
 
 
 @dataclass

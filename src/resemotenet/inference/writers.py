@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ..utils.errors import ConfigError, DataError, OutputError
 from ..utils.io import commit_temp, temp_beside
-from .results import FaceResult, no_face_dict
+from .results import FaceResult, flat_columns, flat_row, no_face_dict
 
 RESULT_FORMATS = (".jsonl", ".csv")
 
@@ -110,39 +110,21 @@ class JsonlWriter(ResultWriter):
         self._f.write(jsonl_row(face.to_dict()))
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
-        self._f.write(json.dumps(no_face_dict(source, frame, timestamp)) + "\n")
+        self._f.write(jsonl_row(no_face_dict(source, frame, timestamp)))
 
 
 def csv_header(labels: tuple[str, ...] | list[str]) -> list[str]:
-    """The CSV columns: one row per face, a column per label (``p_<label>``), and the status."""
-    return (
-        ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "track", "top2"]
-        + [f"p_{n}" for n in labels]
-        + ["status"]
-    )
+    """The CSV columns (``results.flat_columns``): a row per face, a column per label, the status."""
+    return flat_columns(labels)
 
 
 def csv_row(d: dict[str, Any], labels: tuple[str, ...] | list[str]) -> list[Any]:
-    """One face (``FaceResult.to_dict()``, or the service's JSON of it) as a CSV row."""
-    top2 = "" if d.get("top2") is None else "|".join(f"{n}:{p:.4f}" for n, p in d["top2"])
-    return (
-        [
-            d["source"],
-            d["frame"],
-            "" if d["timestamp"] is None else d["timestamp"],
-            *d["box"],
-            d["label"],
-            d["score"],
-            "" if d.get("track") is None else d["track"],
-            top2,
-        ]
-        + [d["probabilities"].get(n, "") for n in labels]
-        + ["face"]
-    )
+    """One face row (``FaceResult.to_dict()`` or ``no_face_dict``) as CSV cells ('' for missing)."""
+    return ["" if v is None else v for v in flat_row(d, labels).values()]
 
 
 def jsonl_row(d: dict[str, Any]) -> str:
-    return json.dumps({**d, "status": "face"}) + "\n"
+    return json.dumps(d) + "\n"
 
 
 class CsvWriter(ResultWriter):
@@ -165,9 +147,7 @@ class CsvWriter(ResultWriter):
         super()._check_append()
 
     def _empty(self, source: str, frame: int, timestamp: float | None) -> None:
-        self._csv.writerow(
-            [source, frame, "" if timestamp is None else timestamp] + [""] * (8 + len(self.labels)) + ["no_face"]
-        )
+        self._csv.writerow(csv_row(no_face_dict(source, frame, timestamp), self.labels))
 
     def _row(self, face: FaceResult) -> None:
         self._csv.writerow(csv_row(face.to_dict(), self.labels))

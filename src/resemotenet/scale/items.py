@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..imaging import VIDEO_EXTS, media_files
-from ..inference.results import no_face_dict
+from ..inference.results import flat_columns, flat_row, no_face_dict
+from ..inference.writers import csv_header, csv_row
 from ..utils.errors import ConfigError, OutputError, OutputExistsError
 from ..utils.io import atomic_write, atomic_write_text, exists_message
 
 OUTPUT_FORMATS = (".parquet", ".jsonl", ".csv")
-FLAT = ["source", "frame", "timestamp", "x0", "y0", "x1", "y1", "label", "score", "uncertain", "track", "status"]
 
 
 @dataclass(frozen=True)
@@ -164,24 +164,14 @@ class Parts:
         return json.loads((self.dir / f"{item.key}.json").read_text())
 
 
-def face_row(face: Any, uncertain_label: str) -> dict[str, Any]:
-    """A result row (the in-process JSONL row plus ``uncertain`` and ``status``) for a FaceResult."""
-    return {**face.to_dict(), "uncertain": face.label == uncertain_label, "status": "face"}
+def face_row(face: Any, uncertain_label: str | None = None) -> dict[str, Any]:
+    """The one face row (``FaceResult.to_dict``) of a FaceResult."""
+    return face.to_dict()
 
 
 def no_face_row(source: str) -> dict[str, Any]:
-    """A result row for an image without a face (``uncertain`` added, as in ``face_row``)."""
-    return {**no_face_dict(source), "uncertain": False}
-
-
-def flatten(row: dict[str, Any], labels: list[str]) -> dict[str, Any]:
-    """A flat row (a column per box corner and per label, ``p_<label>``) for Parquet and CSV."""
-    box = row["box"] or [None] * 4
-    probs = row["probabilities"] or {}
-    flat = {k: row[k] for k in FLAT if k in row}
-    flat.update(zip(("x0", "y0", "x1", "y1"), box, strict=True))
-    flat.update({f"p_{n}": probs.get(n) for n in labels})
-    return flat
+    """The one row of an image without a face (``results.no_face_dict``)."""
+    return no_face_dict(source)
 
 
 def assemble(output: str | Path, parts: list[dict[str, Any]]) -> int:
@@ -200,9 +190,9 @@ def assemble(output: str | Path, parts: list[dict[str, Any]]) -> int:
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, FLAT + [f"p_{n}" for n in labels], restval="")
-        writer.writeheader()
-        writer.writerows(flatten(r, labels) for r in rows)
+        writer = csv.writer(f)
+        writer.writerow(csv_header(labels))
+        writer.writerows(csv_row(r, labels) for r in rows)
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
@@ -222,9 +212,11 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], labels: list[str]) ->
         "uncertain": pa.bool_(),
         "track": pa.int64(),
         "status": pa.string(),
+        "top2": pa.string(),
     }
-    fields = [pa.field(k, types.get(k, pa.int32())) for k in FLAT] + [pa.field(f"p_{n}", pa.float64()) for n in labels]
-    table = pa.Table.from_pylist([flatten(r, labels) for r in rows], schema=pa.schema(fields))
+    cols = flat_columns(labels)
+    fields = [pa.field(k, pa.float64() if k.startswith("p_") else types.get(k, pa.int32())) for k in cols]
+    table = pa.Table.from_pylist([flat_row(r, labels) for r in rows], schema=pa.schema(fields))
     try:
         pq.write_table(table, str(path))
     except OSError as exc:

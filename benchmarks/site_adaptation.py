@@ -123,7 +123,8 @@ def run_one(args, split, groups, n, seed) -> dict:
     ok_before, ok_after = probs_b_base.argmax(1) == y_b, probs_b_new.argmax(1) == y_b
     diff = paired_difference(ok_after, ok_before, g_b, seed=seed)
     held = report["held_out"]
-    own = held.get("site_estimate", {}).get("after") or held["all"]["after"]
+    site = (held.get("site_estimate") or {}).get("after")  # None: too few audit faces held out
+    own = site or held["all"]["after"]  # else the loop can only show its labelled sample's figure
     truth = bootstrap_accuracy(ok_after, g_b, seed=seed)
     return {
         "labels": "all" if n is None else n,
@@ -131,6 +132,7 @@ def run_one(args, split, groups, n, seed) -> dict:
         "uncertain_share_A": round(share, 3),
         "groups_A_B": [int(len(set(groups[a_idx]))), int(len(set(g_b)))],
         "own_estimate_after": own,
+        "own_estimate_kind": "site estimate" if site else "labelled sample (no site estimate)",
         "own_heldout_faces": held["faces"],
         "unseen_before": bootstrap_accuracy(ok_before, g_b, seed=seed).to_dict(),
         "unseen_after": truth.to_dict(),
@@ -166,7 +168,7 @@ def main() -> int:
     split = get_reader("folder")(root)["all"]
     groups = _groups(split, args.group_by)
     print(f"# {root}: {len(split)} faces, {len(set(groups))} groups; CPU {cpu_name()}; {platform.python_version()}")
-    print("N | labelled | own estimate (after) | unseen before | unseen after | difference | verdict | covers")
+    print("N | labelled | loop's own figure (after) | unseen before | unseen after | difference | verdict | covers")
     for seed in args.seed:
         for lab in args.labels:
             row = run_one(args, split, groups, None if lab == "all" else int(lab), seed)
@@ -174,7 +176,7 @@ def main() -> int:
             o, b, a, d = row["own_estimate_after"], row["unseen_before"], row["unseen_after"], row["unseen_difference"]
             pct = lambda iv: f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"  # noqa: E731
             print(
-                f"{row['labels']} | {row['labelled']} | {pct(o) if o else '-'} | {pct(b)} | {pct(a)} | "
+                f"{row['labels']} | {row['labelled']} | {pct(o)} ({row['own_estimate_kind']}) | {pct(b)} | {pct(a)} | "
                 f"{100 * d['estimate']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | {row['verdict']} | "
                 f"{row['own_estimate_covers_truth']}",
                 flush=True,

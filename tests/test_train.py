@@ -384,3 +384,25 @@ def test_a_stop_inside_the_epoch_end_keeps_results_csv_and_checkpoints_in_step(
         b, _, eb = load_checkpoint(run / name)
         assert ea["epoch"] == eb["epoch"], name
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_train_takes_the_cli_flags_as_keywords(tmp_path, fer2013_csv, tiny_checkpoint):
+    """The library owns composition: every flag of ``resemotenet train`` is a keyword of ``train``,
+    and ``init_from`` without a recipe adopts the checkpoint's architecture and preprocessing."""
+    from resemotenet.models.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    result = train(
+        init_from=str(tiny_checkpoint),
+        data=f"fer2013:{fer2013_csv}",
+        epochs=1,
+        batch_size=16,
+        output=str(out),
+        progress=False,
+        set=["test_at_end=false"],
+    )
+    assert result["run_dir"] == str(out)
+    base, run = load_checkpoint(tiny_checkpoint).card, load_checkpoint(out / "best.pt").card
+    assert run.arch == base.arch and run.preprocess == base.preprocess
+    with pytest.raises(ConfigError, match="unknown train keyword"):
+        train(epoch=3)

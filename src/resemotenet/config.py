@@ -257,6 +257,30 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return validate(_build(TrainConfig, d, "config"))
 
 
+def with_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """A copy of ``cfg`` with ``key.sub=value`` overrides applied (and validated)."""
+    d = cfg.to_dict()
+    _apply(d, overrides)
+    return config_from_dict(d)
+
+
+def _apply(d: dict[str, Any], overrides: list[str]) -> None:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        node = d
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a group of keys")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Load a YAML recipe and apply ``key.sub=value`` overrides (values parsed as YAML).
 
@@ -277,20 +301,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(d, dict):
             raise ConfigError(f"{p}: expected a mapping of config keys, got {type(d).__name__}")
         _resolve_data_paths(d, p.parent)
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        key, raw = item.split("=", 1)
-        node = d
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a group of keys")
-        try:
-            node[parts[-1]] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+    _apply(d, overrides or [])
     return config_from_dict(d)
 
 

@@ -45,6 +45,7 @@ from .calibration import fit_temperature, recommend_threshold
 from .intervals import bootstrap_accuracy, bootstrap_recall, more_needed, paired_difference, verdict
 
 MIN_GROUPS = 5
+MIN_STRATUM = 20  # held-out faces each stratum (uncertain, audited confident) needs for a site estimate
 TOO_FEW = "too few held-out groups to decide"
 REPORT = "report.json"
 WEIGHTS = "model.safetensors"
@@ -135,9 +136,10 @@ def compare(
 def stratified(out: dict[str, Any], key: str, share: float) -> dict[str, float] | None:
     """``share`` x accuracy on uncertain faces + (1 - ``share``) x accuracy on confident ones, with
     a normal-approximation interval from the two strata's bootstrap intervals (independent
-    strata); None when a stratum has no held-out faces."""
+    strata); None when a stratum has fewer than ``MIN_STRATUM`` held-out faces or ``MIN_GROUPS`` groups."""
     unc, conf = out["uncertain"], out["confident"]
-    if not unc.get("faces") or not conf.get("faces"):
+    small = [s for s in (unc, conf) if s.get("faces", 0) < MIN_STRATUM or s.get("groups", 0) < MIN_GROUPS]
+    if small:  # a stratum of a few faces would pass its noise off as the site's accuracy
         return None
     est = share * unc[key]["estimate"] + (1 - share) * conf[key]["estimate"]
     half = ((share * _half(unc[key])) ** 2 + ((1 - share) * _half(conf[key])) ** 2) ** 0.5

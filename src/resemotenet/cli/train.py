@@ -6,24 +6,24 @@ import argparse
 
 from .common import add_data_args, add_data_limit, data_options, parse_data_spec
 
-# flag -> config key; every flag is also a keyword of ``resemotenet.train``.
-FLAG_KEYS = {
-    "arch": "model.name",
-    "num_classes": "model.num_classes",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "optimizer": "optimizer",
-    "scheduler": "scheduler",
-    "output": "output",
-    "init_from": "init_from",
-    "seed": "seed",
-    "patience": "patience",
-    "limit": "data.limit",
-    "teacher": "teacher",
-    "split_file": "data.split_file",
-    "exclude_file": "data.exclude_file",
-}
+# flags passed to ``resemotenet.train`` as keywords of the same name (engine.trainer.KEYWORDS)
+FLAG_KEYS = (
+    "arch",
+    "num_classes",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "scheduler",
+    "output",
+    "init_from",
+    "seed",
+    "patience",
+    "limit",
+    "teacher",
+    "split_file",
+    "exclude_file",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,46 +115,39 @@ def run_average(args: argparse.Namespace) -> int:
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """The flags as ``key=value`` config overrides (the older spelling of ``keywords_from_args``)."""
     import json
 
+    from ..engine.trainer import KEYWORDS
+
+    kw = keywords_from_args(args)
     out = []
-    for flag, key in FLAG_KEYS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            out.append(f"{key}={json.dumps(value)}")
-    if args.data:
-        name, path = parse_data_spec(args.data)
+    for k, v in kw.items():
+        if k == "amp":
+            out.append(f"amp={ {True: 'true', False: 'false'}.get(v, v) }")
+        elif k in KEYWORDS:
+            out.append(f"{KEYWORDS[k]}={json.dumps(v)}")
+    if "data" in kw:
+        name, path = parse_data_spec(kw["data"])
         out += [f"data.name={name}", f"data.root={json.dumps(path)}"]
+    return out + kw.get("set", [])
+
+
+def keywords_from_args(args: argparse.Namespace) -> dict:
+    """The keywords of ``resemotenet.train`` the flags name (unset flags are left out)."""
+    kw = {flag: getattr(args, flag, None) for flag in FLAG_KEYS}
+    if args.data:
+        parse_data_spec(args.data)  # a malformed NAME:PATH is refused in the CLI's words
+        kw["data"] = args.data
         if args.data_option:
-            out.append(f"data.options={json.dumps(data_options(args.data_option))}")
-    if getattr(args, "freeze_stem", False):
-        out.append("freeze_stem=true")
-    if getattr(args, "amp", None) is not None:
-        out.append(f"amp={ {'on': 'true', 'off': 'false', 'auto': 'auto'}[args.amp] }")
-    if args.no_progress:
-        out.append("progress=false")
-    if args.alpha is not None:
-        out.append(f"distill_alpha={args.alpha}")
-    if args.temperature is not None:
-        out.append(f"distill_temperature={args.temperature}")
-    return out + list(args.set)
-
-
-def _adopted(args: argparse.Namespace) -> list[str]:
-    """``--init-from`` without ``--config``: the run takes the checkpoint's architecture and
-    preprocessing (flags and ``--set`` still win), so ``train --init-from default --data
-    folder:PATH`` fine-tunes the shipped model as it is."""
-    import json
-
-    if not args.init_from or args.config:
-        return []
-    from ..models.checkpoint import load_checkpoint
-
-    card = load_checkpoint(args.init_from).card
-    kwargs = {k: v for k, v in dict(card.arch_kwargs).items() if k not in ("num_classes", "in_chans")}
-    return [f"model.name={json.dumps(card.arch)}", f"model.kwargs={json.dumps(kwargs)}"] + [
-        f"preprocess.{k}={json.dumps(v)}" for k, v in card.preprocess.to_dict().items()
-    ]
+            kw["data_options"] = data_options(args.data_option)
+    kw["freeze_stem"] = True if getattr(args, "freeze_stem", False) else None
+    amp = getattr(args, "amp", None)
+    kw["amp"] = None if amp is None else {"on": True, "off": False, "auto": "auto"}[amp]
+    kw["progress"] = False if args.no_progress else None
+    kw["alpha"], kw["temperature"] = args.alpha, args.temperature
+    kw["set"] = list(args.set)
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 def _model_flag(args: argparse.Namespace) -> None:
@@ -180,16 +173,14 @@ def _model_flag(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..engine.trainer import train
     from ..utils.errors import ConfigError
 
     _model_flag(args)
 
-    cfg = load_config(args.config, _adopted(args) + overrides_from_args(args))
     if args.resume and args.force:
         raise ConfigError("--resume continues the run in --output and --force replaces it: choose one")
-    result = train(cfg, resume=args.resume, force=args.force)
+    result = train(args.config, resume=args.resume, force=args.force, **keywords_from_args(args))
     _draw_curves(result["run_dir"])
     return 0
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, load_config, with_overrides
 from ..data import load_splits
 from ..data.dataset import BatchLoader, Split, materialize
 from ..data.transforms import augment_batch, to_nchw
@@ -501,9 +501,72 @@ class Trainer:
         return result
 
 
-def train(cfg: TrainConfig, resume: bool = False, force: bool = False) -> dict[str, Any]:
-    """Train ``cfg``; returns the run folder and the test metrics of the best checkpoint.
+# keyword of ``train`` -> config key: the CLI's flags, one for one (``resemotenet train --help``)
+KEYWORDS = {
+    "arch": "model.name",
+    "num_classes": "model.num_classes",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "scheduler": "scheduler",
+    "output": "output",
+    "init_from": "init_from",
+    "seed": "seed",
+    "patience": "patience",
+    "limit": "data.limit",
+    "teacher": "teacher",
+    "split_file": "data.split_file",
+    "exclude_file": "data.exclude_file",
+    "freeze_stem": "freeze_stem",
+    "amp": "amp",
+    "progress": "progress",
+    "alpha": "distill_alpha",
+    "temperature": "distill_temperature",
+    "data_options": "data.options",
+}
 
-    ``resume`` continues the run in ``cfg.output`` exactly (same settings required); ``force``
-    replaces a run already there. Without either, a folder holding a run is refused."""
+
+def train(
+    config: TrainConfig | str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    *,
+    data: str | None = None,
+    set: list[str] | None = None,  # noqa: A002 - the CLI's --set KEY=VALUE
+    **keywords: Any,
+) -> dict[str, Any]:
+    """Train a recipe; returns the run folder and the test metrics of the best checkpoint.
+
+    ``config``: a ``TrainConfig``, a YAML recipe's path, or None (defaults). Every CLI flag is a
+    keyword of the same name: ``data='fer2013:PATH'``, ``epochs``, ``lr``, ``init_from``, ...
+    (``KEYWORDS``), and ``set=['augment.rotate=10']`` for any other key. With ``init_from`` and
+    no recipe file, the run takes the checkpoint's architecture and preprocessing
+    (``overrides_from_checkpoint``), so ``train(init_from='default', data='folder:site')`` fine-tunes
+    the shipped model as it is. ``resume`` continues the run in ``output`` exactly; ``force``
+    replaces a run already there."""
+    unknown = sorted(set_ for set_ in keywords if set_ not in KEYWORDS)
+    if unknown:
+        raise ConfigError(f"unknown train keyword(s) {unknown}; valid: data, set, {', '.join(KEYWORDS)}")
+    overrides = [f"{KEYWORDS[k]}={json.dumps(v)}" for k, v in keywords.items() if v is not None]
+    if data:
+        from ..data.loading import parse_spec
+
+        name, path = parse_spec(data)
+        overrides += [f"data.name={name}", f"data.root={json.dumps(path)}"]
+    overrides += list(set or [])
+    if isinstance(config, TrainConfig):
+        cfg = with_overrides(config, overrides) if overrides else config
+    else:
+        adopted = overrides_from_checkpoint(keywords["init_from"]) if keywords.get("init_from") and not config else []
+        cfg = load_config(config, adopted + overrides)
     return Trainer(cfg, resume, force).fit()
+
+
+def overrides_from_checkpoint(path: str | Path) -> list[str]:
+    """The config keys a checkpoint's card fixes: architecture and preprocessing."""
+    card = load_checkpoint(path).card
+    kwargs = {k: v for k, v in dict(card.arch_kwargs).items() if k not in ("num_classes", "in_chans")}
+    return [f"model.name={json.dumps(card.arch)}", f"model.kwargs={json.dumps(kwargs)}"] + [
+        f"preprocess.{k}={json.dumps(v)}" for k, v in card.preprocess.to_dict().items()
+    ]

@@ -29,13 +29,13 @@ from ..inference.sources import Source, VideoSource
 from ..utils.errors import DataError
 from .errors import Forbidden, NotFound, Unavailable, Unprocessable, UnsupportedMedia
 from .imaging import sniff_video
-from .jobstore import SYNC_EVERY_S, JobFiles, StoredJob, load_jobs
+from .jobstore import SYNC_EVERY_S, JobFiles, JobResults, StoredJob, load_jobs
 from .streams import ReconnectingStream, check_stream_url, open_capture
 
 MAX_JOBS = 4  # running at once; each takes a core's share of detection
 
 
-class Job:
+class Job(JobResults):
     """A running job: its thread writes each frame's rows to its file (``jobstore.JobFiles``)."""
 
     def __init__(self, service: Any, source: Source, kind: str, stride: int, directory: Path):
@@ -118,18 +118,6 @@ class Job:
             "ended": self.ended,
             "updated": time.time(),
         }
-
-    def jsonl(self) -> str:
-        """The ``predict`` command's JSONL rows (``inference.writers``), one per face, from its file."""
-        return "".join(self.files.jsonl_chunks())
-
-    def csv(self, labels: tuple[str, ...]) -> str:
-        """The ``predict`` command's CSV layout (``inference.writers.CsvWriter``): one row per face."""
-        return "".join(self.files.csv_chunks(labels))
-
-    def timeline(self, window: float) -> list[dict[str, Any]]:
-        """Emotion shares per ``window`` seconds: each label's share of the faces seen in it."""
-        return self.files.timeline(window)
 
 
 class JobManager:

@@ -149,7 +149,24 @@ class JobFiles:
         return sum(labels.values()), labels
 
 
-class StoredJob:
+class JobResults:
+    """A job's results read from its files (``files``: its ``JobFiles``): the ``predict``
+    command's JSONL and CSV layouts (``inference.writers``) and the emotion timeline."""
+
+    files: JobFiles
+
+    def jsonl(self) -> str:
+        return "".join(self.files.jsonl_chunks())
+
+    def csv(self, labels: tuple[str, ...]) -> str:
+        return "".join(self.files.csv_chunks(labels))
+
+    def timeline(self, window: float) -> list[dict[str, Any]]:
+        """Emotion shares per ``window`` seconds: each label's share of the faces seen in it."""
+        return self.files.timeline(window)
+
+
+class StoredJob(JobResults):
     """A job of an earlier run (or one that ended in this one), as its files tell it."""
 
     def __init__(self, files: JobFiles, meta: dict[str, Any]):
@@ -165,15 +182,6 @@ class StoredJob:
 
     def wait(self, timeout: float | None = None) -> None:
         pass
-
-    def jsonl(self) -> str:
-        return "".join(self.files.jsonl_chunks())
-
-    def csv(self, labels: tuple[str, ...]) -> str:
-        return "".join(self.files.csv_chunks(labels))
-
-    def timeline(self, window: float) -> list[dict[str, Any]]:
-        return self.files.timeline(window)
 
 
 def load_jobs(directory: Path) -> list[StoredJob]:

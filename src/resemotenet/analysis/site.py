@@ -45,6 +45,7 @@ from .calibration import fit_temperature, recommend_threshold
 from .intervals import bootstrap_accuracy, bootstrap_recall, more_needed, paired_difference, verdict
 
 MIN_GROUPS = 5
+PART_NAMES = ("train", "val", "test")
 MIN_STRATUM = 20  # held-out faces each stratum (uncertain, audited confident) needs for a site estimate
 TOO_FEW = "too few held-out groups to decide"
 REPORT = "report.json"
@@ -172,22 +173,13 @@ def finetune(
         raise OutputExistsError(f"{out} already holds files; pass --force to replace them")
     model = load_model(base)
     card = card_of(model)
-    train, val, test = site_parts(get_reader("folder")(Path(data)), val_fraction, test_fraction, recipe.seed)
-    if tuple(train.label_names) != tuple(card.labels):
-        raise ConfigError(f"the site's classes {list(train.label_names)} differ from the model's {list(card.labels)}")
-    if len(val) == 0 or len(test) == 0:
-        raise DataError(
-            f"too few groups to hold any out ({len(train) + len(val) + len(test)} faces): label more groups"
-        )
+    train, val, test = _parts(data, card, val_fraction, test_fraction, recipe.seed)
     faces = {name: prepare_faces(read_faces(s), card) for name, s in (("train", train), ("val", val), ("test", test))}
     rehearsal = _rehearsal(rehearsal_data, card, rehearsal_faces, recipe.seed) if recipe.rehearsal else None
     tuned, history, best_epoch = fit(
         model, card, (faces["train"], train.labels), (faces["val"], val.labels), recipe, rehearsal, progress
     )
-    val_logits = logits_of(tuned, faces["val"], card)
-    temperature = fit_temperature(val_logits, val.labels)
-    threshold = recommend_threshold(softmax(val_logits, temperature), val.labels, target_accuracy)["min_confidence"]
-    new_card = _inherit(card, base, data, len(train), temperature, threshold, recipe, best_epoch)
+    temperature, threshold = _recalibrate(logits_of(tuned, faces["val"], card), val.labels, target_accuracy)
     base_probs = softmax(logits_of(model, faces["test"], card), card.temperature)
     new_probs = softmax(logits_of(tuned, faces["test"], card), temperature)
     base_threshold = card.threshold if card.threshold is not None else 0.0
@@ -198,29 +190,38 @@ def finetune(
         "recipe": recipe.to_dict(),
         "parts": {
             k: {"faces": len(s), "groups": len(set(_groups(s).tolist()))}
-            for k, s in zip(("train", "val", "test"), (train, val, test))
+            for k, s in zip(PART_NAMES, (train, val, test))
         },
         "best_epoch": best_epoch,
         "history": history,
         "temperature": temperature,
         "threshold": threshold,
-        "held_out": compare(
-            base_probs,
-            new_probs,
-            test.labels,
-            _groups(test),
-            tuple(card.labels),
-            base_threshold,
-            seed=recipe.seed,
-            uncertain_share=uncertain_share,
-        ),
     }
-    after = report["held_out"]["all"]["after"]["estimate"]
-    new_card = new_card.with_(
-        metrics=(Metric("accuracy", after, "held-out groups", str(data), report["date"], "resemotenet finetune"),)
+    groups = _groups(test)
+    report["held_out"] = compare(
+        base_probs,
+        new_probs,
+        test.labels,
+        groups,
+        tuple(card.labels),
+        base_threshold,
+        seed=recipe.seed,
+        uncertain_share=uncertain_share,
     )
-    _write(out, tuned, new_card, report, force)
+    _write(out, tuned, _inherit(card, base, data, len(train), report), report, force)
     return report
+
+
+def _parts(data: str | Path, card: ModelCard, val_fraction: float, test_fraction: float, seed: int):
+    """The site folder's train / val / held-out parts by group, checked against the model."""
+    train, val, test = site_parts(get_reader("folder")(Path(data)), val_fraction, test_fraction, seed)
+    if tuple(train.label_names) != tuple(card.labels):
+        raise ConfigError(f"the site's classes {list(train.label_names)} differ from the model's {list(card.labels)}")
+    if len(val) == 0 or len(test) == 0:
+        raise DataError(
+            f"too few groups to hold any out ({len(train) + len(val) + len(test)} faces): label more groups"
+        )
+    return train, val, test
 
 
 def _rehearsal(spec: str | Path | None, card: ModelCard, n: int, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -236,13 +237,25 @@ def _rehearsal(spec: str | Path | None, card: ModelCard, n: int, seed: int) -> t
     return prepare_faces(read_faces(s), card), s.labels
 
 
-def _inherit(card, base, data, n, temperature, threshold, recipe, epoch) -> ModelCard:
-    source = f"{card.training_data or base}; then fine-tuned on {n} labelled faces of {data} (epoch {epoch})"
+def _recalibrate(logits: np.ndarray, y: np.ndarray, target_accuracy: float) -> tuple[float, float | None]:
+    """(temperature, threshold) fitted on the validation groups' logits."""
+    temperature = fit_temperature(logits, y)
+    return temperature, recommend_threshold(softmax(logits, temperature), y, target_accuracy)["min_confidence"]
+
+
+def _inherit(card: ModelCard, base: Any, data: Any, n: int, report: dict[str, Any]) -> ModelCard:
+    """The base card with what the fine-tune changed: temperature, threshold, training data,
+    recipe and the accuracy measured on the held-out groups; framing and preprocessing kept."""
+    source = (
+        f"{card.training_data or base}; then fine-tuned on {n} labelled faces of {data} (epoch {report['best_epoch']})"
+    )
+    after = report["held_out"]["all"]["after"]["estimate"]
     return card.with_(
-        temperature=float(temperature),
-        threshold=None if threshold is None else float(threshold),
+        temperature=float(report["temperature"]),
+        threshold=None if report["threshold"] is None else float(report["threshold"]),
         training_data=source,
-        recipe=f"resemotenet finetune {json.dumps(recipe.to_dict(), sort_keys=True)}",
+        recipe=f"resemotenet finetune {json.dumps(report['recipe'], sort_keys=True)}",
+        metrics=(Metric("accuracy", after, "held-out groups", str(data), report["date"], "resemotenet finetune"),),
     )
 
 

@@ -63,7 +63,7 @@ def class_files(folder: Path) -> dict[str, list[Path]]:
             raise DataError(f"{d}: {exc}") from None
         files = sorted(f for f in d.iterdir() if is_image(f))
         if not files:
-            raise DataError(f"{d}: holds no images (looked for {', '.join(IMAGE_EXTS)})")
+            raise DataError(f"{d}: holds no images (looked for {', '.join(sorted(IMAGE_EXTS))})")
         out.setdefault(name, []).extend(files)  # 'anger' and 'angry' folders merge
     return out
 

@@ -595,7 +595,8 @@ def main() -> None:
         ap.error(f"unknown part(s) {', '.join(sorted(unknown))}; valid: service, worker, driver")
     started, outcomes = time.monotonic(), []
     if "service" in parts:
-        outcomes.append(service_faults(args.kills, args.seed))
+        with tempfile.TemporaryDirectory(prefix="faults-service-") as root:
+            outcomes.append(service_faults(args.kills, args.seed, Path(root)))
         print(table(outcomes), flush=True)
     if ray_targets := [p for p in parts if p != "service"]:
         outcomes += ray_part(args.kills, args.seed, ray_targets)

@@ -74,8 +74,8 @@ def test_ray_worker_and_driver_kills_lose_nothing(faults, tmp_path):
     pytest.importorskip("pyarrow", reason="the [ray] extra is not installed (pip install 'resemotenet[ray]')")
     if not os.environ.get("RESEMOTENET_FAULTS_RAY"):
         pytest.skip(
-            "too slow for the fast part: a Ray job takes about 25 s on 2 cores, a kill of each and the reruns "
-            "2-3 minutes; set RESEMOTENET_FAULTS_RAY=1, or run benchmarks/faults.py"
+            "too slow for the fast part: a Ray job takes about 20 s on 2 cores, a clean run, a kill of each and "
+            "the reruns over a minute; set RESEMOTENET_FAULTS_RAY=1, or run benchmarks/faults.py"
         )
     for out in faults.ray_part(1, 0, ["worker", "driver"], images=24, frames=30, root=tmp_path):
         assert out.kills == 1 and (out.lost, out.duplicated, out.resumable) == (0, 0, True), out.detail

@@ -1,7 +1,7 @@
 """benchmarks/faults.py's fast part: the service SIGKILLed at 3 random moments while a client
 feeds it loses no acknowledged label or job row, duplicates none, and leaves no orphan or stuck
 review item; the checks themselves count a loss when there is one. The Ray part (a worker and
-the driver killed) needs minutes, so it runs only when asked for."""
+the driver killed) needs over a minute, so it runs only when asked for."""
 
 from __future__ import annotations
 

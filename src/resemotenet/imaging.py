@@ -63,6 +63,23 @@ def media_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
     return images, videos
 
 
+def synthetic_faces(n: int, side: int = 48, seed: int = 0) -> np.ndarray:
+    """uint8 (n, side, side) face-like images (a bright oval and a label-dependent mouth): used
+    only where no real faces are available, and always reported as such."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    base = 90 + 60 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.08)
+    out = np.empty((n, side, side), np.uint8)
+    for i in range(n):
+        label = i % 7
+        img = base.copy()
+        mouth = np.abs(yy - (0.72 + 0.96 * (label - 3) / 3.0 * (xx - 0.5) ** 2)) < 0.04
+        img[mouth & (np.abs(xx - 0.5) < 0.2)] = 20 + 25 * label
+        img += rng.normal(0, 6, img.shape)
+        out[i] = np.clip(img, 0, 255)
+    return out
+
+
 # ---- files ---------------------------------------------------------------------------------------
 def read_image(path: str | Path, box: np.ndarray | None = None) -> np.ndarray:
     """Decode one image file as uint8 RGB (H, W, 3), optionally cropped to ``box`` (x0, y0, x1, y1).

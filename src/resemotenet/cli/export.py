@@ -95,8 +95,9 @@ def _faces(args: argparse.Namespace, split: str):
     faces (asked for with ``--synthetic``), or FER2013 named by ``$RESEMOTENET_FER2013``; else
     a one-line error naming both ways."""
     from ..data import load, parse_spec
-    from ..export.onnx import fer2013_split, find_fer2013, synthetic_faces
+    from ..export.onnx import fer2013_split, find_fer2013
     from ..export.quantize import NO_DATA
+    from ..imaging import synthetic_faces
     from ..utils.errors import ConfigError
 
     n = args.calibration_size if args.command == "quantize" else args.check_size
@@ -152,8 +153,8 @@ def _export_safetensors(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> int:
     from ..export import quantize_onnx
-    from ..export.onnx import synthetic_faces
     from ..export.quantize import read_meta
+    from ..imaging import synthetic_faces
 
     read_meta(args.model)  # a bad MODEL is named before any data is read
     if args.synthetic:

@@ -30,6 +30,7 @@ from torch import nn
 from ..card import ModelCard
 from ..config import PreprocessSpec
 from ..data.dataset import Split, materialize
+from ..imaging import synthetic_faces  # noqa: F401  (its home is imaging; kept here one release)
 from ..preprocess import FaceTransform
 from ..utils.errors import CheckpointError, ConfigError, ResEmoteNetError, extra_error
 from ..utils.io import atomic_path, check_output
@@ -74,23 +75,6 @@ def fer2013_split(split: str = "test", root: str | Path | None = None) -> Split 
     if path is None:
         return None
     return get_reader("fer2013")(path)[split]  # the official split itself: no protocol carving applies
-
-
-def synthetic_faces(n: int, side: int = 48, seed: int = 0) -> np.ndarray:
-    """uint8 (n, side, side) face-like images (a bright oval and a label-dependent mouth): used
-    only where no real faces are available, and always reported as such."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side] / side
-    base = 90 + 60 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.08)
-    out = np.empty((n, side, side), np.uint8)
-    for i in range(n):
-        label = i % 7
-        img = base.copy()
-        mouth = np.abs(yy - (0.72 + 0.96 * (label - 3) / 3.0 * (xx - 0.5) ** 2)) < 0.04
-        img[mouth & (np.abs(xx - 0.5) < 0.2)] = 20 + 25 * label
-        img += rng.normal(0, 6, img.shape)
-        out[i] = np.clip(img, 0, 255)
-    return out
 
 
 def default_check_faces(n: int = DEFAULT_CHECK_SIZE) -> tuple[np.ndarray, str]:

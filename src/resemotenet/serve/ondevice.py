@@ -53,7 +53,8 @@ def detector_path() -> Path:
 def _exported(source: str, stamp: tuple[int, int] | None) -> bytes:
     """The ONNX bytes of a shipped model name or checkpoint path (``stamp``: the file's size and
     mtime, so a replaced checkpoint is exported again). The parity check runs on synthetic faces."""
-    from ..export.onnx import export_onnx, synthetic_faces
+    from ..export.onnx import export_onnx
+    from ..imaging import synthetic_faces
 
     with tempfile.TemporaryDirectory(prefix="resemotenet-ondevice-") as tmp:
         out = Path(tmp) / "model.onnx"

@@ -41,17 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     from generalization import publictest
 
     from resemotenet.cli.backend import open_model
-    from resemotenet.config import PreprocessSpec
     from resemotenet.engine.evaluator import evaluate
 
-    (m1, meta1), (m2, meta2) = open_model(args.first), open_model(args.second)
-    if meta1["preprocess"] != meta2["preprocess"] or list(meta1["labels"]) != list(meta2["labels"]):
+    (m1, card1), (m2, card2) = open_model(args.first), open_model(args.second)
+    if card1.preprocess != card2.preprocess or card1.labels != card2.labels:
         print("ensemble.py: the two models differ in preprocessing or labels", file=sys.stderr)
         return 2
     m1.eval()
     m2.eval()
-    spec, labels = PreprocessSpec.from_dict(meta1["preprocess"]), meta1["labels"]
-    t1, t2 = float(meta1.get("temperature", 1.0)), float(meta2.get("temperature", 1.0))
+    spec, labels = card1.preprocess, card1.labels
+    t1, t2 = card1.temperature, card2.temperature
     fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
     print(f"# first = {args.first}, second = {args.second}")
     print("| weight of first | views | FER2013 labels | FER+ majority | mean |")

@@ -130,6 +130,7 @@ def measure(model_name: str, fer_val, ferplus_val, severities: str, peer: str | 
     from resemotenet.engine.evaluator import evaluate
 
     model, meta = open_peer(peer) if peer else open_model(model_name)
+    meta = meta.to_meta() if hasattr(meta, "to_meta") else meta  # a model's card, or a peer's metadata
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     t0 = time.perf_counter()
@@ -230,6 +231,7 @@ def measure_xdomain(model_name: str, sets: dict, n_boot: int, peer: str | None =
     from resemotenet.engine.evaluator import predict_probs
 
     model, meta = open_peer(peer) if peer else open_model(model_name)
+    meta = meta.to_meta() if hasattr(meta, "to_meta") else meta  # a model's card, or a peer's metadata
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     # the peer has no detector of its own: it scores the crops the shipped model's Predictor finds

@@ -51,13 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     from _timing import cpu_name
 
     from resemotenet.cli.backend import open_model
-    from resemotenet.config import PreprocessSpec
     from resemotenet.data import load
     from resemotenet.data.dataset import materialize
     from resemotenet.engine.evaluator import predict_probs
 
-    model, meta = open_model(args.model)
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    model, card = open_model(args.model)
+    spec = card.preprocess
     with_reduction = dataclasses.replace(spec, source_size=args.source_size)
     without = dataclasses.replace(spec, source_size=None)
     val = load(f"fer2013:{args.fer2013}", limit=args.limit)["val"]

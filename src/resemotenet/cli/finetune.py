@@ -19,7 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("base", nargs="?", default="default", help="weights to start from (default: the shipped default)")
     p.add_argument("--data", required=True, metavar="folder:DIR", help="the site's faces: DIR/<emotion>/*.jpg")
     p.add_argument("--output", "-o", required=True, help="folder for model.safetensors, report.json, history.csv")
-    p.add_argument("--layers", default="partial", choices=["head", "partial", "full"], help="what learns")
+    p.add_argument(
+        "--layers",
+        default="full",
+        choices=["head", "partial", "full"],
+        help="what learns: everything (default, measured best on SFEW), the last block and the head, or the head",
+    )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--lr", type=float, default=0.003)
     p.add_argument("--batch-size", type=int, default=32)

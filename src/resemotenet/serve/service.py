@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -153,7 +154,9 @@ class Service:
     def model_info(self) -> dict[str, Any]:
         return {
             "name": self.model_name,
-            "weights": self.site.shown() if self.site is not None else self.settings.model,
+            "weights": self.site.shown()
+            if self.site is not None
+            else Path(self.settings.model).name,  # never a server path,
             "labels": list(self.labels),
             "preprocess": self.predictor.card.preprocess.to_dict(),
             "temperature": self.predictor.temperature,

@@ -13,6 +13,18 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FER2013_CSV = SHARED / "fer2013" / "fer2013.csv.gz"
 
 
+# the smallest trainable recipe: a width-0.125 network on 48x48 grayscale faces (tests that train)
+TINY_RECIPE = [
+    "model.kwargs={width: 0.125}",
+    "preprocess.size=48",
+    "preprocess.channels=1",
+    "preprocess.mean=[0.5]",
+    "preprocess.std=[0.25]",
+    "batch_size=16",
+    "progress=false",
+]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session caches parsed data in its own folder, never in the user's home."""

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_RECIPE
 
 from resemotenet.config import load_config
 from resemotenet.data.dataset import Split
@@ -253,13 +254,7 @@ def test_teacher_probabilities_are_computed_once_then_read_from_the_cache(packag
 
 
 TINY = [
-    "model.kwargs={width: 0.125}",
-    "preprocess.size=48",
-    "preprocess.channels=1",
-    "preprocess.mean=[0.5]",
-    "preprocess.std=[0.25]",
-    "batch_size=16",
-    "progress=false",
+    *TINY_RECIPE,
     "epochs=1",
     "max_steps_per_epoch=2",
     "test_at_end=false",

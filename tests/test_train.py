@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_RECIPE
 
 from resemotenet.cli import main
 from resemotenet.config import load_config
@@ -21,13 +22,7 @@ from resemotenet.models.checkpoint import load_checkpoint
 from resemotenet.utils.errors import ConfigError
 
 TINY = [
-    "model.kwargs={width: 0.125}",
-    "preprocess.size=48",
-    "preprocess.channels=1",
-    "preprocess.mean=[0.5]",
-    "preprocess.std=[0.25]",
-    "batch_size=16",
-    "progress=false",
+    *TINY_RECIPE,
     "augment.shift=0.1",
     "augment.rotate=5",
     "augment.erasing=0.25",

@@ -31,3 +31,12 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> f
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def append_jsonl(path: str | Path | None, row: dict) -> None:
+    """One benchmark row appended to a JSONL file (nothing when no file is named)."""
+    if path:
+        import json
+
+        with open(path, "a") as f:
+            f.write(json.dumps(row, default=float) + "\n")

@@ -44,7 +44,6 @@ JSON line each.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -254,7 +253,7 @@ def measure_xdomain(model_name: str, sets: dict, n_boot: int, peer: str | None =
 
 
 def run_xdomain(args: argparse.Namespace, runs: list[tuple[str, str | None]]) -> None:
-    from _timing import cpu_name
+    from _timing import append_jsonl, cpu_name
 
     from resemotenet.utils.errors import DataError
 
@@ -281,9 +280,7 @@ def run_xdomain(args: argparse.Namespace, runs: list[tuple[str, str | None]]) ->
                 f"{cells[0]} | {cells[1]} | {r['no_face']} |",
                 flush=True,
             )
-            if args.output:
-                with open(args.output, "a") as f:
-                    f.write(json.dumps(r) + "\n")
+            append_jsonl(args.output, r)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_publictest(args: argparse.Namespace, runs: list[tuple[str, str | None]]) -> None:
+    from _timing import append_jsonl
+
     fer_val, ferplus_val = publictest(args.fer2013, args.ferplus, args.limit)
     print(
         "| model | FER2013 labels | FER+ majority | corrupted (mean) | corrupted / clean | disgust R | fear R "
@@ -327,9 +326,7 @@ def run_publictest(args: argparse.Namespace, runs: list[tuple[str, str | None]])
             f"{100 * r['six_balanced_acc']:.2f} % |",
             flush=True,
         )
-        if args.output:
-            with open(args.output, "a") as f:
-                f.write(json.dumps(r) + "\n")
+        append_jsonl(args.output, r)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ estimate beside the truth on B.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from _timing import cpu_name
+from _timing import append_jsonl, cpu_name
 
 from resemotenet.analysis.intervals import bootstrap_accuracy, paired_difference, verdict
 from resemotenet.analysis.site import finetune, read_faces
@@ -181,9 +180,7 @@ def main() -> int:
                 f"{row['own_estimate_covers_truth']}",
                 flush=True,
             )
-            if args.output:
-                with open(args.output, "a") as f:
-                    f.write(json.dumps(row, default=float) + "\n")
+            append_jsonl(args.output, row)
     return 0
 
 

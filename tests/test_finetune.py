@@ -144,3 +144,32 @@ def test_finetune_from_an_incompatible_checkpoint_is_refused(tiny_checkpoint, si
     )
     assert code == 2
     assert "holds 'resemotenet_s'" in capsys.readouterr().err
+
+
+def test_a_recipe_from_a_checkpoint_keeps_its_framing_and_crop_reduction(site_faces, tmp_path, capsys):
+    """A config that continues a checkpoint (init_from) names its own preprocessing but no framing:
+    the new card keeps the checkpoint's framing and its reduction of sharp crops, or the continued
+    model would be served crops it never saw (looser boxes, unreduced detail)."""
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.labels import EMOTIONS7
+    from resemotenet.models import create_model, save_model
+    from resemotenet.models.checkpoint import make_meta
+
+    framing = {"margin": 0.3, "square": True, "shift_y": 0.05, "align": True, "detector_margins": {"centerface": 0.0}}
+    spec = PreprocessSpec(size=48, channels=1, mean=(0.5,), std=(0.25,), source_size=24)
+    meta = make_meta(
+        "resemotenet_s", {"num_classes": 7, "in_chans": 1, "width": 0.125}, spec, EMOTIONS7, framing=framing
+    )
+    init = save_model(tmp_path / "init.pt", create_model("resemotenet_s", in_chans=1, width=0.125), meta)
+    common = ["train", "--data", f"folder:{site_faces}", "--epochs", "1", "--batch-size", "8", "--no-progress"]
+    settings = ["model.kwargs={width: 0.125}", "preprocess.size=48", "preprocess.channels=1"]
+    settings += ["preprocess.mean=[0.5]", "preprocess.std=[0.25]"]
+    recipe = [a for kv in settings for a in ("--set", kv)]
+    assert main([*common, "--init-from", str(init), "-o", str(tmp_path / "cont"), *recipe]) == 0
+    card = load_checkpoint(tmp_path / "cont" / "best.pt").card
+    assert card.framing.to_dict() == framing
+    assert card.preprocess.source_size == 24 and card.preprocess.reduce_to == 24
+    # from scratch: the default framing, and no reduction the config does not ask for
+    assert main([*common, "-o", str(tmp_path / "scratch"), *recipe]) == 0
+    card = load_checkpoint(tmp_path / "scratch" / "best.pt").card
+    assert card.framing.margin == 0.2 and not card.framing.align and card.preprocess.source_size is None

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import TrainConfig, load_config, with_overrides
+from ..config import PreprocessSpec, TrainConfig, load_config, with_overrides
 from ..data import load_splits
 from ..data.dataset import BatchLoader, Split, materialize
 from ..data.transforms import augment_batch, to_nchw
@@ -102,6 +103,26 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
             f"{path}: weights do not fit {cfg.model.name!r} (e.g. {sorted(missing)[:3]}); check preprocess.channels"
         )
     model.load_state_dict(fits, strict=False)
+
+
+def inherited_from_init(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
+    """What a model trained from ``init_from`` keeps of that checkpoint's card: its framing (how a
+    detector's box becomes the crop those weights learnt on; ``benchmarks/framing.py`` measured it)
+    and, when the input size and channels are the same and the config names none, the resolution
+    larger crops are reduced to (``preprocess.source_size``). Without ``init_from``: the config's
+    preprocessing and the default framing."""
+    spec = cfg.preprocess
+    if not cfg.init_from:
+        return spec, {}
+    card = load_checkpoint(cfg.init_from).card
+    src = card.preprocess
+    if (
+        spec.source_size is None
+        and src.source_size is not None
+        and (spec.size, spec.channels) == (src.size, src.channels)
+    ):
+        spec = replace(spec, source_size=src.source_size)
+    return spec, {"framing": card.framing.to_dict()}
 
 
 def use_amp(amp: bool | str, device: torch.device) -> bool:
@@ -266,9 +287,9 @@ class Trainer:
         D.seed_everything(cfg.seed)
         self.splits = load_data(cfg)
         train = self.splits["train"]
-        imgs = materialize(
-            train, cfg.preprocess.size, gray=cfg.preprocess.channels == 1, reduce_to=cfg.preprocess.reduce_to
-        )
+        # the input the weights will be served with (init_from's reduction of sharp crops kept)
+        self.spec, inherited = inherited_from_init(cfg)
+        imgs = materialize(train, self.spec.size, gray=self.spec.channels == 1, reduce_to=self.spec.reduce_to)
         self.train_images = to_nchw(imgs).contiguous()
         targets = torch.as_tensor(train.soft if train.soft is not None else train.labels)
         counts = torch.as_tensor(train.counts(), dtype=torch.float).clamp_min(1)
@@ -308,9 +329,10 @@ class Trainer:
         self.meta = make_meta(
             cfg.model.name,
             {"num_classes": cfg.model.num_classes, "in_chans": cfg.preprocess.channels, **cfg.model.kwargs},
-            cfg.preprocess,
+            self.spec,
             label_names(cfg.model.num_classes),
             dataset=cfg.data.name + (f" + {faceapi_signal(cfg)}" if cfg.faceapi_teacher else ""),
+            **inherited,
         )
         self.amp = use_amp(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
@@ -330,7 +352,7 @@ class Trainer:
             )
         teacher = model_from_state(ckpt.state, ckpt.card, cfg.teacher).to(self.device)
         return DistillationTask(
-            teacher, cfg.preprocess, preprocess_of(teacher), cfg.distill_alpha, cfg.distill_temperature, **kw
+            teacher, self.spec, preprocess_of(teacher), cfg.distill_alpha, cfg.distill_temperature, **kw
         )
 
     # ---- checkpoints ----------------------------------------------------------------------
@@ -403,7 +425,7 @@ class Trainer:
                     self.model,
                     self.splits["val"],
                     label_names(cfg.model.num_classes),
-                    cfg.preprocess,
+                    self.spec,
                     batch_size=cfg.eval_batch_size,
                     tta="flip" if cfg.eval_flip else "none",
                     device=self.device,
@@ -436,7 +458,7 @@ class Trainer:
         return self._finish()
 
     def _train_epoch(self, epoch: int, steps: int, total: int) -> tuple[float, float]:
-        cfg, spec = self.cfg, self.cfg.preprocess
+        cfg, spec = self.cfg, self.spec
         self.net.train()
         self.loader.set_epoch(epoch)
         bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and self.main)
@@ -482,7 +504,7 @@ class Trainer:
                 best,
                 self.splits["test"],
                 ckpt.card.labels,
-                self.cfg.preprocess,
+                ckpt.card.preprocess,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
             )

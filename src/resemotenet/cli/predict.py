@@ -101,6 +101,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=float,
         help="crop margin, fraction of the face box (default: the model card's framing, 0.2 for the shipped models)",
     )
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip"],
+        default="none",
+        help="flip: average each face with its mirror image (twice the model's work; default: %(default)s)",
+    )
 
 
 def _engine_and_runner(args: argparse.Namespace) -> None:
@@ -138,6 +144,7 @@ def _predictor(args: argparse.Namespace, **kw: Any):
         min_confidence=args.min_confidence,
         device=args.device,
         detector_options=options,
+        tta=getattr(args, "tta", "none"),
         **kw,
     )
 

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
             ("--explain", args.explain),
             ("--max-frames", args.max_frames is not None),
             ("--append", args.append),
+            ("--tta flip", getattr(args, "tta", "none") != "none"),
         )
         if on
     ]

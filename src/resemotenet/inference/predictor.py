@@ -30,6 +30,7 @@ from .results import FaceResult, FrameResult
 from .sources import Frame, Source, open_source
 from .tracking import FaceFollower, IoUTracker, _check_smoothing, box_iou, iou  # noqa: F401  (older spellings)
 
+TTA = ("none", "flip")  # test-time augmentation a Predictor offers (``engine.evaluator`` has ten-crop too)
 ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image (PIL is imported lazily)
 
 
@@ -82,8 +83,10 @@ class Predictor:
     ``redetect_every``: in a video, the whole frame is searched for faces every N analysed frames
     and only around the known faces in between (``inference.tracking.FaceFollower``; 1 = whole
     frame every time). ``engine``: the runtime of an ``.onnx`` model ('auto', 'onnxruntime',
-    'openvino'; ``inference.backends.open_onnx``). Arrays passed to ``predict`` are RGB
-    (``bgr=True`` for arrays from OpenCV).
+    'openvino'; ``inference.backends.open_onnx``). ``tta``: 'flip' averages each face's
+    probabilities with its mirror image's (twice the model's work per face; RECIPES.md, "Breadth
+    from faces elsewhere", has what it buys), 'none' (the default) scores the crop once. Arrays
+    passed to ``predict`` are RGB (``bgr=True`` for arrays from OpenCV).
     """
 
     def __init__(
@@ -99,7 +102,11 @@ class Predictor:
         redetect_every: int = 10,
         align: bool | None = None,
         engine: str | None = None,
+        tta: str = "none",
     ):
+        if tta not in TTA:
+            raise ConfigError(f"unknown test-time augmentation {tta!r}; valid: {', '.join(TTA)}")
+        self.tta = tta
         self.backend = _backend(model, device, engine)
         self.model_source = model  # what ``torch_model`` loads for gradients (the backend may be fused)
         self._torch: nn.Module | None = None
@@ -145,13 +152,17 @@ class Predictor:
     # -- stage 2: score ------------------------------------------------------------------------
     def score(self, crops: list[np.ndarray]) -> np.ndarray:
         """Calibrated probabilities (N, classes) for uint8 RGB (or grayscale) crops of any size:
-        the card's transform, the backend, ``softmax(logits / temperature)``."""
+        the card's transform, the backend, ``softmax(logits / temperature)`` (with ``tta='flip'``,
+        the mean of the crop's and its mirror image's)."""
         if not crops:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(crops), self.batch_size):
-            logits = self.backend(self.transform(crops[i : i + self.batch_size]))
-            out.append(calibrated_softmax(logits, self.temperature))
+            x = self.transform(crops[i : i + self.batch_size])
+            probs = calibrated_softmax(self.backend(x), self.temperature)
+            if self.tta == "flip":
+                probs = (probs + calibrated_softmax(self.backend(x.flip(-1).contiguous()), self.temperature)) / 2
+            out.append(probs)
         return np.concatenate(out)
 
     # -- stage 3: decide -----------------------------------------------------------------------

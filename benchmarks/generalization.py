@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="flip: every face averaged with its mirror image, as `predict --tta flip` (the corruption suite "
         "stays single-view)",
     )
+    p.add_argument(
+        "--card-from",
+        metavar="MODEL",
+        help="score the weights under MODEL's card (framing per detector, eye levelling, crop reduction): for "
+        "checkpoints continued from MODEL before training kept its card",
+    )
     return p.parse_args(argv)
 
 
@@ -121,6 +127,23 @@ def tflite_peer(path: str, threads: int = 2):
     return forward, meta
 
 
+def open_scored(name: str, card_from: str | None = None):
+    """(model, card) of a shipped name, checkpoint or ``.onnx`` file; with ``card_from``, the weights of
+    ``name`` under that model's card (its framing and input; ``name``'s own temperature and threshold)."""
+    from resemotenet.cli.backend import open_model
+    from resemotenet.models.checkpoint import load_checkpoint, model_from_state
+    from resemotenet.utils.errors import ConfigError
+
+    if not card_from:
+        return open_model(name)
+    own, base = load_checkpoint(name), load_checkpoint(card_from).card
+    if (own.card.arch, tuple(own.card.labels)) != (base.arch, tuple(base.labels)):
+        raise ConfigError(f"--card-from {card_from}: another architecture or label set than {name}'s")
+    card = base.with_(temperature=own.card.temperature, threshold=own.card.threshold)
+    model = model_from_state(own.state, card, name).eval()
+    return model, card
+
+
 def faceapi_peer(path: str):
     """face-api's FaceExpressionNet (``models.faceapi``) with the metadata ``open_model`` gives."""
     from resemotenet.models.faceapi import load_faceapi
@@ -134,13 +157,20 @@ def open_peer(path: str):
     return tflite_peer(path) if str(path).endswith(".tflite") else faceapi_peer(path)
 
 
-def measure(model_name: str, fer_val, ferplus_val, severities: str, peer: str | None = None, tta: str = "none") -> dict:
+def measure(
+    model_name: str,
+    fer_val,
+    ferplus_val,
+    severities: str,
+    peer: str | None = None,
+    tta: str = "none",
+    card_from: str | None = None,
+) -> dict:
     from resemotenet.analysis.robustness import evaluate_corruptions
-    from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
     from resemotenet.engine.evaluator import evaluate
 
-    model, meta = open_peer(peer) if peer else open_model(model_name)
+    model, meta = open_peer(peer) if peer else open_scored(model_name, card_from)
     meta = meta.to_meta() if hasattr(meta, "to_meta") else meta  # a model's card, or a peer's metadata
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
@@ -234,21 +264,27 @@ def detector_probs(split, predictor, model_labels, peer=None) -> np.ndarray:
     return out
 
 
-def measure_xdomain(model_name: str, sets: dict, n_boot: int, peer: str | None = None, tta: str = "none") -> list[dict]:
+def measure_xdomain(
+    model_name: str,
+    sets: dict,
+    n_boot: int,
+    peer: str | None = None,
+    tta: str = "none",
+    card_from: str | None = None,
+) -> list[dict]:
     """One result per set: accuracy with its group-bootstrap interval, as crop and with the detector."""
     from resemotenet import Predictor
     from resemotenet.analysis.intervals import bootstrap_accuracy
-    from resemotenet.cli.backend import open_model
     from resemotenet.config import PreprocessSpec
     from resemotenet.data.dataset import materialize
     from resemotenet.engine.evaluator import predict_probs
 
-    model, meta = open_peer(peer) if peer else open_model(model_name)
+    model, meta = open_peer(peer) if peer else open_scored(model_name, card_from)
     meta = meta.to_meta() if hasattr(meta, "to_meta") else meta  # a model's card, or a peer's metadata
     spec, labels = PreprocessSpec.from_dict(meta["preprocess"]), meta["labels"]
     temperature = float(meta.get("temperature", 1.0))
     # the peer has no detector of its own: it scores the crops the shipped model's Predictor finds
-    predictor = Predictor(None if peer else model_name, tta=tta)
+    predictor = Predictor(None if peer else (model if card_from else model_name), tta=tta)
     rows = []
     for name, (kind, split) in sets.items():
         t0 = time.perf_counter()
@@ -284,7 +320,7 @@ def run_xdomain(args: argparse.Namespace, runs: list[tuple[str, str | None]]) ->
     print("| model | set (groups) | classes | faces / groups | as crop | detector in the loop | no face found |")
     print("|---|---|---|---|---|---|---|")
     for name, peer in runs:
-        for r in measure_xdomain(name, sets, args.n_boot, peer, args.tta):
+        for r in measure_xdomain(name, sets, args.n_boot, peer, args.tta, args.card_from):
             cells = [
                 f"{100 * r[f'{m}_acc']:.1f} % [{100 * r[f'{m}_low']:.1f}, {100 * r[f'{m}_high']:.1f}]"
                 for m in ("crop", "detector")
@@ -332,7 +368,7 @@ def run_publictest(args: argparse.Namespace, runs: list[tuple[str, str | None]])
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, peer in runs:
-        r = measure(name, fer_val, ferplus_val, args.severities, peer, args.tta)
+        r = measure(name, fer_val, ferplus_val, args.severities, peer, args.tta, args.card_from)
         print(
             f"| {name}{TTA_NOTE[args.tta]} | {100 * r['fer2013_acc']:.2f} % | {100 * r['ferplus_majority_acc']:.2f} % | "
             f"{100 * r['corrupted_acc']:.2f} % | {100 * r['corrupted_ratio']:.1f} % | "

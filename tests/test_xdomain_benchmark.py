@@ -88,3 +88,32 @@ def test_the_peer_is_scored_on_the_same_sets(bench, tmp_path, monkeypatch):
     )
     (row,) = bench.measure_xdomain("peer", bench.xdomain_sets(str(tmp_path)), n_boot=100, peer="model.tflite")
     assert row["crop_acc"] == 0.5 and row["no_face"] == 4
+
+
+def test_card_from_scores_a_checkpoint_under_another_models_framing(bench, tiny_checkpoint, tmp_path):
+    """``--card-from``: the weights of one file under another card's framing and input (its own
+    temperature kept); another label set is refused in one line."""
+    import torch
+
+    from resemotenet.config import PreprocessSpec
+    from resemotenet.labels import EMOTIONS7
+    from resemotenet.models import create_model, load_checkpoint, save_model
+    from resemotenet.models.checkpoint import make_meta
+    from resemotenet.utils.errors import ConfigError
+
+    framing = {"margin": 0.0, "align": True, "detector_margins": {"centerface": 0.1}}
+    spec = PreprocessSpec(size=48, channels=1, mean=(0.5,), std=(0.25,), source_size=24)
+    base = make_meta(
+        "resemotenet_s", {"num_classes": 7, "in_chans": 1}, spec, EMOTIONS7, framing=framing, temperature=2.0
+    )
+    torch.manual_seed(1)
+    save_model(tmp_path / "base.pt", create_model("resemotenet_s", in_chans=1), base)
+    model, card = bench.open_scored(str(tiny_checkpoint), str(tmp_path / "base.pt"))
+    assert card.framing.align and card.framing.margin_for("centerface") == 0.1 and card.preprocess.reduce_to == 24
+    assert card.temperature == 1.0  # the scored checkpoint's own
+    own = load_checkpoint(tiny_checkpoint).state
+    assert all(torch.equal(v, own[k]) for k, v in model.state_dict().items())
+    other = make_meta("resemotenet_s", {"num_classes": 7, "in_chans": 1}, spec, [*EMOTIONS7[:-1], "calm"])
+    save_model(tmp_path / "other.pt", create_model("resemotenet_s", in_chans=1), other)
+    with pytest.raises(ConfigError, match="another architecture or label set"):
+        bench.open_scored(str(tiny_checkpoint), str(tmp_path / "other.pt"))

@@ -1,7 +1,8 @@
 """Inference speed on this CPU, printed as figures (not a test).
 
 (a) Latency of classifying one face crop, batch 1 (median): the model's forward pass alone,
-    and crop -> probabilities (resize, preprocess, forward, softmax), torch eager (batch norms
+    and crop -> probabilities (resize, preprocess, forward, softmax), plain and with ``--tta flip``
+    (the crop and its mirror image averaged), torch eager (batch norms
     folded into the convolutions, as the Predictor runs it, and not folded, side by side); the same
     through onnxruntime when ``--onnx`` is given. Target: <= 3 ms per crop.
 (b) End-to-end frames/s on 640x480 frames holding one face: decode JPEG bytes, detect, crop,
@@ -101,7 +102,9 @@ class WindowSized:
         return (self.full if rgb.shape[:2] == self.frame_shape else self.small)(rgb)
 
 
-def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int, window_side: int = 0) -> None:
+def end_to_end(
+    pred: Predictor, jpeg: bytes, frames: int, redetect_every: int, window_side: int = 0, label: str = ""
+) -> None:
     buf = np.frombuffer(jpeg, np.uint8)
     search = pred.detector
     if window_side:
@@ -127,7 +130,7 @@ def end_to_end(pred: Predictor, jpeg: bytes, frames: int, redetect_every: int, w
         faces_found.append(len(faces))
     fps = frames / (time.perf_counter() - start)
     detail = "  ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in stages.items())
-    win = f", window at {window_side} px" if window_side else ""
+    win = (f", window at {window_side} px" if window_side else "") + (f", {label}" if label else "")
     print(
         f"whole-frame search every {redetect_every:2d} frame(s){win}: {fps:6.1f} frames/s; "
         f"faces per frame {min(faces_found)}-{max(faces_found)}; median per frame: {detail}"
@@ -170,7 +173,8 @@ def main() -> None:
     ap.add_argument("--startup-runs", type=int, default=5, help="(c): fresh processes timed; 0 skips it")
     args = ap.parse_args()
     model, desc = default_model(args.model)
-    pred = Predictor(model, **({"detector": args.detector} if args.detector else {}))
+    detector = {"detector": args.detector} if args.detector else {}
+    pred = Predictor(model, **detector)
     print(f"{cpu_name()}, {time.strftime('%Y-%m-%d')}; detector {getattr(pred.detector, 'name', pred.detector)}")
     print(f"model: {desc}; input {pred.spec.size}x{pred.spec.size}x{pred.spec.channels}")
     print(
@@ -182,6 +186,7 @@ def main() -> None:
     face = found[0][1] if found else frame[100:260, 260:420]
     print(f"\n(a) one face crop, batch 1 (median of {args.repeats} runs)")
     crop_latency(pred, face, args.repeats, engine_name(pred.backend))
+    crop_latency(Predictor(pred.backend, tta="flip"), face, args.repeats, engine_name(pred.backend) + ", --tta flip")
     if isinstance(pred.backend, TorchBackend):
         crop_latency(Predictor(open_backend(model, fuse=False)), face, args.repeats, "torch eager, BN not folded")
     if args.onnx:
@@ -194,6 +199,7 @@ def main() -> None:
     )
     for every in (1, 10):
         end_to_end(pred, jpeg.tobytes(), args.frames, every)
+    end_to_end(Predictor(pred.backend, tta="flip", **detector), jpeg.tobytes(), args.frames, 10, label="--tta flip")
     if getattr(pred.detector, "name", "") == "centerface" and args.window_side:
         end_to_end(pred, jpeg.tobytes(), args.frames, 10, args.window_side)
     if args.startup_runs:
